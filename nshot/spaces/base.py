@@ -1,0 +1,141 @@
+"""Search-space interface shared by every space (pure Python, no torch).
+
+An architecture has ONE canonical value per space: a hashable string (the benchmark's own notation
+where one exists). Internally every space is also a vector of discrete *decisions* (NB201: one op per
+edge; MobileNet-style: one block per layer), so samplers, masks, few-shot splits and optimizer
+groupings work on any space through ``decode``/``encode``.
+"""
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from itertools import product
+from typing import Iterator, Sequence, Union
+
+import numpy as np
+
+Arch = str
+Rng = Union[np.random.Generator, random.Random, int, None]
+
+
+def as_rng(rng: Rng) -> np.random.Generator:
+    """Return a numpy Generator from a Generator, a ``random.Random``, an int seed, or None."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, random.Random):
+        return np.random.default_rng(rng.getrandbits(64))
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"expected a numpy Generator, random.Random, int seed or None, got {type(rng).__name__}")
+
+
+class SearchSpace(ABC):
+    """A finite space of architectures made of independent discrete decisions."""
+
+    name: str = "abstract"
+
+    @property
+    @abstractmethod
+    def choices(self) -> tuple[tuple[str, ...], ...]:
+        """Option names for each decision, in decision order."""
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Number of options for each decision."""
+        return tuple(len(c) for c in self.choices)
+
+    @property
+    def num_decisions(self) -> int:
+        return len(self.choices)
+
+    def __len__(self) -> int:
+        n = 1
+        for s in self.sizes:
+            n *= s
+        return n
+
+    # -- encodings -------------------------------------------------------------------------------------
+    @abstractmethod
+    def parse(self, text: str) -> Arch:
+        """Validate ``text`` and return the canonical architecture value; raise ValueError if malformed."""
+
+    def format(self, arch: Arch) -> str:
+        """The canonical string of ``arch`` (identity for string-valued spaces, after validation)."""
+        return self.parse(arch)
+
+    @abstractmethod
+    def decode(self, arch: Arch) -> tuple[int, ...]:
+        """Choice index per decision."""
+
+    @abstractmethod
+    def encode(self, choice: Sequence[int]) -> Arch:
+        """Canonical architecture from one choice index per decision."""
+
+    def _check_choice(self, choice: Sequence[int]) -> tuple[int, ...]:
+        choice = tuple(int(c) for c in choice)
+        if len(choice) != self.num_decisions:
+            raise ValueError(f"{self.name}: expected {self.num_decisions} choices, got {len(choice)}: {choice}")
+        for i, (c, n) in enumerate(zip(choice, self.sizes)):
+            if not 0 <= c < n:
+                raise ValueError(f"{self.name}: choice {c} at decision {i} is out of range 0..{n - 1}")
+        return choice
+
+    # -- enumeration and sampling -----------------------------------------------------------------------
+    def enumerate(self) -> Iterator[Arch]:
+        """All architectures, decision 0 most significant."""
+        for choice in product(*(range(n) for n in self.sizes)):
+            yield self.encode(choice)
+
+    def sample(self, rng: Rng = None) -> Arch:
+        """One architecture drawn uniformly."""
+        g = as_rng(rng)
+        return self.encode([int(g.integers(n)) for n in self.sizes])
+
+    def mutate(self, arch: Arch, rng: Rng = None, prob: float = 0.1) -> Arch:
+        """Resample each decision independently with probability ``prob`` (SPOS-style mutation)."""
+        g = as_rng(rng)
+        choice = list(self.decode(arch))
+        for i, n in enumerate(self.sizes):
+            if g.random() < prob:
+                choice[i] = int(g.integers(n))
+        return self.encode(choice)
+
+    def crossover(self, a: Arch, b: Arch, rng: Rng = None) -> Arch:
+        """Uniform crossover: each decision taken from ``a`` or ``b`` with probability 1/2."""
+        g = as_rng(rng)
+        ca, cb = self.decode(a), self.decode(b)
+        return self.encode([x if g.random() < 0.5 else y for x, y in zip(ca, cb)])
+
+    # -- complexity -------------------------------------------------------------------------------------
+    @abstractmethod
+    def num_params(self, arch: Arch, **kwargs) -> int:
+        """Exact trainable parameter count of the stand-alone network of ``arch``."""
+
+    @abstractmethod
+    def flops(self, arch: Arch, **kwargs) -> int:
+        """Multiply-accumulate count of one forward pass of the stand-alone network."""
+
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register(name: str):
+    """Class decorator registering a space under ``name`` for :func:`get`."""
+    def deco(cls):
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+    return deco
+
+
+def get(name: str, **kwargs) -> SearchSpace:
+    """Instantiate a registered space by name, e.g. ``get("nb201")``."""
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown search space {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
+    return cls(**kwargs)
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
