@@ -1,0 +1,260 @@
+"""Typed run configuration: dataclasses, YAML in and out, dotted overrides, validation.
+
+Every field has a default; a YAML file only states what differs. Unknown keys and bad values raise
+:class:`ConfigError` naming the key and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key or value is not valid."""
+
+
+def _choice(default: str, *allowed: str):
+    return field(default=default, metadata={"choices": allowed})
+
+
+@dataclass
+class SpaceConfig:
+    """Which search space."""
+    name: str = _choice("nb201", "nb201")
+
+
+@dataclass
+class ModelConfig:
+    """Supernet shape and BatchNorm mode (decision 8: affine=False, batch statistics)."""
+    C: int = 16
+    N: int = 5
+    bn_affine: bool = False
+    bn_track_running_stats: bool = False
+
+
+@dataclass
+class DataConfig:
+    """Dataset, split and augmentation. ``split: nb201`` trains on NB201's cifar10-valid ``train`` half."""
+    name: str = _choice("cifar10", "cifar10", "cifar100", "digits")
+    root: str = "./data"
+    split: str = _choice("nb201", "nb201", "full")
+    split_file: Optional[str] = None
+    download: bool = False
+    augment: bool = True
+    crop_padding: int = 4
+    flip: bool = True
+    train_subset: Optional[int] = None
+    eval_subset: Optional[int] = None
+
+
+@dataclass
+class OptimConfig:
+    """SGD settings. ``update_unused: false`` leaves off-path parameters untouched (decision 1)."""
+    lr: float = 0.025
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    update_unused: bool = False
+
+
+@dataclass
+class SamplerConfig:
+    """Architecture sampling. NB201 includes disconnected cells unless ``connected_only`` (decision 7)."""
+    connected_only: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """Supernet training loop."""
+    epochs: int = 250
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    sampler: str = _choice("uniform", "uniform")
+    lr_policy: str = _choice("cosine", "cosine", "constant")
+    optimizer: str = _choice("sgd", "sgd")
+    grad_clip: Optional[float] = 5.0
+    drop_last: bool = False
+    checkpoint_every_steps: int = 0
+    log_every_steps: int = 50
+
+
+@dataclass
+class RunConfig:
+    """Where the run writes and how it reports progress."""
+    dir: Optional[str] = None
+    progress: str = _choice("auto", "auto", "bar", "log", "none")
+
+
+@dataclass
+class Config:
+    """A complete, resolved run configuration."""
+    seed: int = 0
+    device: str = "auto"
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def validate(self) -> "Config":
+        """Check value ranges that types alone do not express; return self."""
+        checks = [
+            ("train.epochs", self.train.epochs >= 1, "an integer >= 1"),
+            ("train.batch_size", self.train.batch_size >= 1, "an integer >= 1"),
+            ("train.eval_batch_size", self.train.eval_batch_size >= 1, "an integer >= 1"),
+            ("train.checkpoint_every_steps", self.train.checkpoint_every_steps >= 0, "an integer >= 0 (0: at epoch ends)"),
+            ("train.log_every_steps", self.train.log_every_steps >= 1, "an integer >= 1"),
+            ("train.grad_clip", self.train.grad_clip is None or self.train.grad_clip > 0, "a positive number or null"),
+            ("optim.lr", self.optim.lr > 0, "a positive number"),
+            ("optim.lr_min", 0 <= self.optim.lr_min <= self.optim.lr, "a number in [0, optim.lr]"),
+            ("optim.momentum", 0 <= self.optim.momentum < 1, "a number in [0, 1)"),
+            ("optim.weight_decay", self.optim.weight_decay >= 0, "a number >= 0"),
+            ("model.C", self.model.C >= 1, "an integer >= 1"),
+            ("model.N", self.model.N >= 1, "an integer >= 1"),
+            ("data.crop_padding", self.data.crop_padding >= 0, "an integer >= 0"),
+            ("data.train_subset", self.data.train_subset is None or self.data.train_subset >= 1, "null or an integer >= 1"),
+            ("data.eval_subset", self.data.eval_subset is None or self.data.eval_subset >= 1, "null or an integer >= 1"),
+        ]
+        for key, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"{key} = {_get(self, key)!r} is invalid: expected {expected}")
+        if self.optim.nesterov and self.optim.momentum == 0:
+            raise ConfigError("optim.nesterov = true needs optim.momentum > 0")
+        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
+            raise ConfigError(f"device = {self.device!r} is invalid: expected auto, cpu, cuda or cuda:N")
+        return self
+
+
+# -- conversion -------------------------------------------------------------------------------------------
+
+def _unwrap_optional(tp) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _coerce(key: str, value: Any, tp, f: dataclasses.Field) -> Any:
+    base, optional = _unwrap_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key} must not be null")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} = {value!r} is invalid: expected true or false")
+    if base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key} = {value!r} is invalid: expected an integer")
+    if base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key} = {value!r} is invalid: expected a number")
+    if base is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key} = {value!r} is invalid: expected a string")
+        value = str(value)
+        allowed = f.metadata.get("choices")
+        if allowed and value not in allowed:
+            raise ConfigError(f"{key} = {value!r} is invalid: expected one of {', '.join(allowed)}")
+        return value
+    raise ConfigError(f"{key}: unsupported field type {tp}")
+
+
+def from_dict(cls, data: Any, prefix: str = ""):
+    """Build dataclass ``cls`` from nested dicts, rejecting unknown keys."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'; allowed keys"
+                          f"{' under ' + prefix.rstrip('.') if prefix else ''}: {', '.join(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = from_dict(tp, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(prefix + name, value, tp, fields[name])
+    return cls(**kwargs)
+
+
+def to_dict(cfg) -> dict:
+    """Plain nested dict of a config (YAML-ready)."""
+    return dataclasses.asdict(cfg)
+
+
+def _get(cfg, dotted: str):
+    obj = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``key.sub=value`` overrides to a nested dict; values are parsed as YAML scalars."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override {item!r} has an empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from None
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: Optional[Union[str, Path]] = None, overrides: Optional[list[str]] = None) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None), apply overrides, validate."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    data = apply_overrides(data, list(overrides or []))
+    return from_dict(Config, data).validate()
+
+
+def dump_config(cfg: Config, path: Union[str, Path]) -> None:
+    """Write the resolved config as YAML."""
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

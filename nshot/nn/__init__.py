@@ -1,0 +1,36 @@
+"""Torch modules: how an architecture runs. Builders are looked up by space name."""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+from torch import nn
+
+from .export import export_subnet
+from .nb201 import NB201Cell, NB201Network, nb201_standalone, nb201_supernet
+from .ops import STANDALONE_BN, BNConfig
+
+_SUPERNETS: dict[str, Callable[..., nn.Module]] = {"nb201": nb201_supernet}
+_STANDALONE: dict[str, Callable[..., nn.Module]] = {"nb201": nb201_standalone}
+
+
+def build_supernet(space: str, *, candidates: Optional[Sequence[Sequence[int]]] = None, **kwargs) -> nn.Module:
+    """Supernet of a registered space; ``kwargs`` are the space's model options (NB201: C, N, num_classes,
+    in_channels, bn). ``candidates`` restricts the choices per decision (a few-shot sub-supernet)."""
+    try:
+        builder = _SUPERNETS[space]
+    except KeyError:
+        raise ValueError(f"no supernet for space {space!r}; available: {', '.join(sorted(_SUPERNETS))}") from None
+    return builder(candidates=candidates, **kwargs)
+
+
+def build_standalone(space: str, arch: str, **kwargs) -> nn.Module:
+    """Stand-alone network of ``arch`` in a registered space."""
+    try:
+        builder = _STANDALONE[space]
+    except KeyError:
+        raise ValueError(f"no stand-alone network for space {space!r}; available: {', '.join(sorted(_STANDALONE))}") from None
+    return builder(arch, **kwargs)
+
+
+__all__ = ["BNConfig", "STANDALONE_BN", "NB201Cell", "NB201Network", "build_standalone", "build_supernet",
+           "export_subnet", "nb201_standalone", "nb201_supernet"]

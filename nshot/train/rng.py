@@ -1,0 +1,22 @@
+"""Stateless random streams: every random draw of a run is a pure function of (seed, stream, step).
+
+A resumed run therefore needs no saved generator state to continue exactly where it stopped.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLER = 1   # which architecture(s) a step trains
+AUGMENT = 2   # crop offsets and flips of a step's batch
+INIT = 3      # weight initialisation
+
+
+def step_rng(seed: int, stream: int, step: int) -> np.random.Generator:
+    """A numpy Generator for one (seed, stream, step)."""
+    return np.random.default_rng([int(seed), int(stream), int(step)])
+
+
+def torch_seed(seed: int, stream: int, step: int) -> int:
+    """A 63-bit integer seed for a torch.Generator, derived from (seed, stream, step)."""
+    state = np.random.SeedSequence([int(seed), int(stream), int(step)]).generate_state(1, np.uint64)[0]
+    return int(state >> np.uint64(1))

@@ -1,0 +1,66 @@
+"""Training one architecture from scratch (the ground-truth side of a ranking experiment)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..data import ImageData, augment_batch, epoch_batches, normalize, num_batches
+from ..nn import build_standalone
+from ..score import evaluate_arch
+from . import rng
+from .lr import CosineLR
+
+
+@dataclass
+class StandaloneConfig:
+    """NB201 benchmark protocol by default: 200 epochs, lr 0.1 cosine, wd 5e-4, batch 256, Nesterov."""
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 0.1
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    augment: bool = True
+    crop_padding: int = 4
+    flip: bool = True
+    C: int = 16
+    N: int = 5
+
+
+def train_standalone(space: str, arch: str, train: ImageData, evald: ImageData, cfg: StandaloneConfig,
+                     seed: int = 0, device: Optional[torch.device] = None,
+                     on_epoch: Optional[Callable[[int, float], None]] = None) -> float:
+    """Train ``arch`` from scratch on ``train``; return top-1 accuracy (%) on ``evald``."""
+    device = device or torch.device("cpu")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(rng.torch_seed(seed, rng.INIT, 1))
+        net = build_standalone(space, arch, C=cfg.C, N=cfg.N, num_classes=train.num_classes,
+                               in_channels=train.x.shape[1]).to(device)
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                          weight_decay=cfg.weight_decay)
+    policy = CosineLR(cfg.lr, cfg.lr_min)
+    train = train.to(device)
+    spe = num_batches(len(train), cfg.batch_size)
+    total = cfg.epochs * spe
+    step = 0
+    for epoch in range(cfg.epochs):
+        net.train()
+        for idx in epoch_batches(len(train), cfg.batch_size, seed, epoch):
+            idx = idx.to(device)
+            xb = train.x[idx]
+            x = (augment_batch(xb, train.mean, train.std, seed=rng.torch_seed(seed, rng.AUGMENT, step),
+                              pad=cfg.crop_padding, flip=cfg.flip)
+                 if cfg.augment else normalize(xb, train.mean, train.std))
+            for g in opt.param_groups:
+                g["lr"] = policy(step, total)
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x), train.y[idx]).backward()
+            opt.step()
+            step += 1
+        if on_epoch is not None:
+            on_epoch(epoch, policy(step, total))
+    return evaluate_arch(net, evald, batch_size=512, device=device)

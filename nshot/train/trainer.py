@@ -1,0 +1,267 @@
+"""The supernet training loop: sampler x lr policy x optimizer, writing a resumable run directory.
+
+Run directory::
+
+    RUN/config.yaml        the resolved config
+    RUN/env.json           versions, git commit, device (one entry per start or resume)
+    RUN/metrics.jsonl      one line per epoch: loss, acc, lr, seconds, images/s
+    RUN/checkpoints/       last.pt (+ prev.pt), checksummed and written atomically
+
+Every random draw is a function of (seed, step) (see :mod:`nshot.train.rng`), so resuming from a
+checkpoint continues exactly as an uninterrupted run would.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+import torch.nn.functional as F
+
+from .. import spaces
+from ..config import Config, dump_config, from_dict, to_dict
+from ..data import ImageData, augment_batch, epoch_batches, load_dataset, normalize, num_batches
+from ..nn import BNConfig, build_supernet
+from . import rng
+from .checkpoint import load_checkpoint, save_checkpoint
+from .env import environment, resolve_device
+from .lr import build_lr_policy
+from .metrics import MetricsLog
+from .optim import build_optimizer, fill_unused_grads
+from .progress import Progress
+from .sampler import build_sampler
+
+FORMAT_VERSION = 1
+
+
+class RunDirError(RuntimeError):
+    """A run directory is missing, incomplete or belongs to another kind of run."""
+
+
+def build_model(cfg: Config, num_classes: int, in_channels: int) -> torch.nn.Module:
+    """The supernet described by ``cfg`` (weights initialised from the run's seed)."""
+    bn = BNConfig(affine=cfg.model.bn_affine, track_running_stats=cfg.model.bn_track_running_stats)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(rng.torch_seed(cfg.seed, rng.INIT, 0))
+        return build_supernet(cfg.space.name, C=cfg.model.C, N=cfg.model.N, num_classes=num_classes,
+                              in_channels=in_channels, bn=bn)
+
+
+def load_data(cfg: Config) -> tuple[ImageData, ImageData]:
+    """(train, eval) splits as configured, subset if asked."""
+    d = cfg.data
+    train, evald = load_dataset(d.name, d.root, split=d.split, split_file=d.split_file, download=d.download,
+                                seed=cfg.seed)
+    if d.train_subset is not None:
+        train = train.subset(min(d.train_subset, len(train)))
+    if d.eval_subset is not None:
+        evald = evald.subset(min(d.eval_subset, len(evald)))
+    return train, evald
+
+
+class Trainer:
+    """Trains a supernet as ``cfg`` says, in ``run_dir``. Use :meth:`create` or :meth:`resume`."""
+
+    def __init__(self, cfg: Config, run_dir: Union[str, Path], data: Optional[tuple[ImageData, ImageData]] = None):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.device = resolve_device(cfg.device)
+        self.space = spaces.get(cfg.space.name)
+        self.train_data, self.eval_data = data if data is not None else load_data(cfg)
+        self.train_data = self.train_data.to(self.device)
+        in_channels = self.train_data.x.shape[1]
+        self.model = build_model(cfg, self.train_data.num_classes, in_channels).to(self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(cfg.train.optimizer, self.params, cfg.optim)
+        self.lr_policy = build_lr_policy(cfg.train.lr_policy, cfg.optim.lr, cfg.optim.lr_min)
+        self.sampler = build_sampler(cfg.train.sampler, self.space, cfg.sampler.connected_only)
+        self.steps_per_epoch = num_batches(len(self.train_data), cfg.train.batch_size, cfg.train.drop_last)
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"training split has {len(self.train_data)} images, fewer than one batch of "
+                             f"{cfg.train.batch_size} with drop_last")
+        self.total_steps = cfg.train.epochs * self.steps_per_epoch
+        self.step = 0
+        self._acc = self._fresh_accumulators()
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self._stop_requested = False
+
+    # -- construction ------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, cfg: Config, run_dir: Union[str, Path], data=None) -> "Trainer":
+        """Start a new run in ``run_dir`` (which must not already hold a run)."""
+        run_dir = Path(run_dir)
+        if (run_dir / "checkpoints").exists() or (run_dir / "config.yaml").exists():
+            raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}` "
+                              "or choose another run.dir")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        trainer = cls(cfg, run_dir, data)
+        dump_config(cfg, run_dir / "config.yaml")
+        trainer._record_env("start")
+        return trainer
+
+    @classmethod
+    def resume(cls, run_dir: Union[str, Path], data=None) -> "Trainer":
+        """Continue the run in ``run_dir`` from its last checkpoint."""
+        run_dir = Path(run_dir)
+        cfg_path = run_dir / "config.yaml"
+        if not cfg_path.is_file():
+            raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
+        state = load_checkpoint(run_dir / "checkpoints")
+        if state.get("format") != FORMAT_VERSION or state.get("kind") != "supernet":
+            raise RunDirError(f"{run_dir}: checkpoint format {state.get('format')!r} / kind {state.get('kind')!r} "
+                              f"is not a supernet checkpoint of format {FORMAT_VERSION}")
+        cfg = from_dict(Config, state["config"]).validate()
+        trainer = cls(cfg, run_dir, data)
+        trainer.load_state(state)
+        trainer.metrics.truncate_after(trainer.step)
+        trainer._record_env("resume")
+        return trainer
+
+    def _record_env(self, event: str) -> None:
+        path = self.run_dir / "env.json"
+        entries = json.loads(path.read_text()) if path.exists() else []
+        entries.append({"event": event, "step": self.step, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "seed": self.cfg.seed, **environment(self.device)})
+        path.write_text(json.dumps(entries, indent=1))
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def _fresh_accumulators(self) -> dict[str, Any]:
+        return {"loss": 0.0, "correct": 0, "seen": 0, "lr_sum": 0.0, "steps": 0, "seconds": 0.0}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT_VERSION, "kind": "supernet", "space": self.cfg.space.name,
+                "config": to_dict(self.cfg), "step": self.step, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "epoch_accumulators": dict(self._acc)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("space") != self.cfg.space.name:
+            raise RunDirError(f"checkpoint is for space {state.get('space')!r}, config says {self.cfg.space.name!r}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self._acc = dict(state["epoch_accumulators"])
+
+    def save(self) -> None:
+        save_checkpoint(self.run_dir / "checkpoints", self.state_dict())
+
+    # -- training ------------------------------------------------------------------------------------------
+    def train_step(self, x_uint8: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """One optimizer step at iteration ``self.step``; returns (summed loss, correct count, lr) as tensors."""
+        cfg, t = self.cfg, self.step
+        archs = self.sampler.paths(rng.step_rng(cfg.seed, rng.SAMPLER, t))
+        if cfg.data.augment:
+            x = augment_batch(x_uint8, self.train_data.mean, self.train_data.std,
+                              seed=rng.torch_seed(cfg.seed, rng.AUGMENT, t), pad=cfg.data.crop_padding,
+                              flip=cfg.data.flip)
+        else:
+            x = normalize(x_uint8, self.train_data.mean, self.train_data.std)
+        lr = self.lr_policy(t, self.total_steps, archs[0])
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        self.model.train()
+        loss_sum = torch.zeros((), device=x.device)
+        correct = torch.zeros((), device=x.device, dtype=torch.long)
+        for arch in archs:
+            logits = self.model(x, arch)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            loss_sum += loss.detach()
+            correct += (logits.detach().argmax(1) == y).sum()
+        if cfg.optim.update_unused:
+            fill_unused_grads(self.params)
+        if cfg.train.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None], cfg.train.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return loss_sum / len(archs), correct, lr
+
+    def _end_epoch(self, epoch: int) -> dict[str, Any]:
+        a = self._acc
+        record = {"epoch": epoch + 1, "step": self.step, "loss": a["loss"] / max(a["steps"], 1),
+                  "acc": 100.0 * a["correct"] / max(a["seen"], 1), "lr": a["lr_sum"] / max(a["steps"], 1),
+                  "seconds": a["seconds"], "images_per_s": a["seen"] / max(a["seconds"], 1e-9)}
+        self._acc = self._fresh_accumulators()
+        return record
+
+    def request_stop(self, *_: Any) -> None:
+        """Ask the loop to checkpoint and return at the next step boundary (SIGINT/SIGTERM handler)."""
+        self._stop_requested = True
+
+    def fit(self, max_steps: Optional[int] = None) -> list[dict[str, Any]]:
+        """Train until the configured epochs are done (or ``max_steps`` more steps); returns epoch records."""
+        cfg = self.cfg
+        spe, bs = self.steps_per_epoch, cfg.train.batch_size
+        stop_at = self.total_steps if max_steps is None else min(self.total_steps, self.step + max_steps)
+        records: list[dict[str, Any]] = []
+        progress = Progress(self.total_steps, self.step, cfg.run.progress, desc="train",
+                            log_every=cfg.train.log_every_steps)
+        handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                handlers[sig] = signal.signal(sig, self.request_stop)
+            except ValueError:  # not in the main thread
+                pass
+        try:
+            while self.step < stop_at and not self._stop_requested:
+                epoch, start = divmod(self.step, spe)
+                t_epoch = time.perf_counter()
+                pending_loss, pending_correct, pending_seen, pending_lr = [], [], 0, 0.0
+                for idx in epoch_batches(len(self.train_data), bs, cfg.seed, epoch, shuffle=True,
+                                         drop_last=cfg.train.drop_last, start=start):
+                    idx = idx.to(self.device)
+                    loss, correct, lr = self.train_step(self.train_data.x[idx], self.train_data.y[idx])
+                    pending_loss.append(loss)
+                    pending_correct.append(correct)
+                    pending_seen += len(idx)
+                    pending_lr += lr
+                    boundary = self.step % spe == 0
+                    log_now = self.step % cfg.train.log_every_steps == 0
+                    ckpt_now = cfg.train.checkpoint_every_steps and self.step % cfg.train.checkpoint_every_steps == 0
+                    stopping = self.step >= stop_at or self._stop_requested
+                    if boundary or log_now or ckpt_now or stopping:
+                        # One host-device sync per flush, not per step.
+                        losses = torch.stack(pending_loss)
+                        if not torch.isfinite(losses).all():
+                            raise FloatingPointError(
+                                f"non-finite loss at step {self.step}; the last good checkpoint is in "
+                                f"{self.run_dir / 'checkpoints'}; resume with a lower lr, e.g. "
+                                f"`nshot train --resume {self.run_dir} optim.lr={cfg.optim.lr / 2:g}`")
+                        a = self._acc
+                        for value in losses.tolist():  # one by one: the same sum however flushes fall
+                            a["loss"] += value
+                        a["correct"] += int(torch.stack(pending_correct).sum())
+                        a["seen"] += pending_seen
+                        a["lr_sum"] += pending_lr
+                        a["steps"] += len(pending_loss)
+                        now = time.perf_counter()
+                        a["seconds"] += now - t_epoch
+                        t_epoch = now
+                        progress.update(len(pending_loss), {"epoch": epoch + 1, "loss": f"{a['loss'] / a['steps']:.3f}",
+                                                            "lr": f"{lr:.4g}"})
+                        pending_loss, pending_correct, pending_seen, pending_lr = [], [], 0, 0.0
+                    if boundary:
+                        record = self._end_epoch(epoch)
+                        self.metrics.write(record)
+                        records.append(record)
+                        progress.write(f"epoch {record['epoch']}/{cfg.train.epochs} loss {record['loss']:.4f} "
+                                       f"acc {record['acc']:.2f} lr {record['lr']:.5f} "
+                                       f"{record['images_per_s']:.0f} img/s")
+                    if boundary or ckpt_now or stopping:
+                        self.save()
+                    if stopping:
+                        break
+        finally:
+            progress.close()
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
+        if self._stop_requested and self.step < self.total_steps:
+            progress.write(f"stopped at step {self.step}/{self.total_steps}; checkpoint saved. "
+                           f"Continue with: nshot train --resume {self.run_dir}")
+        return records
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_steps

@@ -1,0 +1,96 @@
+"""NB201 supernet and stand-alone networks: path parity, dead-edge skipping, parameter counts."""
+import numpy as np
+import pytest
+import torch
+
+from nshot import spaces
+from nshot.nn import BNConfig, build_supernet, export_subnet, nb201_standalone, nb201_supernet
+
+SP = spaces.get("nb201")
+ALL_CONV3 = SP.encode([3] * 6)
+DISCONNECTED = SP.encode([3, 0, 3, 0, 0, 0])        # conv into node 1 and 2, nothing reaches node 3
+DEAD_END = SP.encode([3, 1, 0, 0, 0, 3])            # 1<-0 conv feeds node 1, which reaches nothing
+SOME = [SP.sample(np.random.default_rng(i)) for i in range(6)] + [ALL_CONV3, DISCONNECTED, DEAD_END]
+
+
+@pytest.fixture(scope="module")
+def supernet():
+    torch.manual_seed(0)
+    return nb201_supernet(C=4, N=2, num_classes=7)
+
+
+@pytest.mark.parametrize("bn", [BNConfig(), BNConfig(affine=True, track_running_stats=True)])
+def test_exported_standalone_matches_supernet_path(bn):
+    torch.manual_seed(0)
+    net = nb201_supernet(C=4, N=2, num_classes=7, bn=bn)
+    # Move BN parameters/buffers off their init so the export has something to copy.
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = torch.randn(6, 3, 12, 12)
+    for arch in SOME:
+        sa = export_subnet(net, nb201_standalone(arch, C=4, N=2, num_classes=7, bn=bn))
+        net.train(), sa.train()
+        torch.testing.assert_close(sa(x), net(x, arch), rtol=0, atol=0)
+        if bn.track_running_stats:
+            net.eval(), sa.eval()
+            export_subnet(net, sa)  # running statistics changed during the train-mode forward
+            torch.testing.assert_close(sa(x), net(x, arch), rtol=0, atol=0)
+
+
+def test_dead_edges_are_skipped_without_changing_outputs(supernet):
+    x = torch.randn(5, 3, 8, 8)
+    for arch in SOME + [SP.encode(c) for c in [(0, 3, 0, 0, 3, 0), (4, 4, 4, 0, 0, 0), (0, 0, 0, 0, 0, 0)]]:
+        torch.testing.assert_close(supernet(x, arch, prune=True), supernet(x, arch, prune=False), rtol=1e-5, atol=1e-5)
+
+
+def test_dead_edge_parameters_get_no_gradient(supernet):
+    supernet.zero_grad(set_to_none=True)
+    x = torch.randn(4, 3, 8, 8)
+    supernet(x, DEAD_END).sum().backward()
+    cell = supernet.cells[0]
+    assert cell.edges[0]["nor_conv_3x3"][1].weight.grad is None    # dead: node 1 reaches nothing
+    live = spaces.nb201.live_edges(SP.decode(DEAD_END))
+    assert live == (False, True, False, False, False, True)
+    for e in range(6):
+        for name, mod in cell.edges[e].items():
+            for p in mod.parameters():
+                used = live[e] and name == SP.ops[SP.decode(DEAD_END)[e]]
+                assert (p.grad is not None) == used, (e, name)
+
+
+def test_disconnected_cell_outputs_zero_features(supernet):
+    x = torch.randn(3, 3, 8, 8)
+    feats = []
+    net = supernet
+    h = net.stem(x)
+    out = net.cells[0](h, SP.decode(DISCONNECTED))
+    assert torch.count_nonzero(out) == 0
+    assert out.shape == h.shape
+
+
+@pytest.mark.parametrize("classes", [10, 100, 120])
+def test_standalone_parameter_count_equals_space_count(classes):
+    for arch in SOME + [SP.encode([0] * 6)]:
+        net = nb201_standalone(arch, num_classes=classes)
+        assert sum(p.numel() for p in net.parameters()) == SP.num_params(arch, num_classes=classes)
+    assert sum(p.numel() for p in nb201_standalone(SP.encode([0] * 6)).parameters()) == 73306
+
+
+def test_supernet_needs_an_architecture_it_holds():
+    net = build_supernet("nb201", C=4, N=1, candidates=[[0, 1]] + [range(5)] * 5)
+    x = torch.randn(2, 3, 8, 8)
+    with pytest.raises(ValueError, match="needs an architecture"):
+        net(x)
+    with pytest.raises(ValueError, match="does not hold"):
+        net(x, ALL_CONV3)
+    with pytest.raises(ValueError, match="unknown op"):
+        net(x, "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    with pytest.raises(ValueError, match="no supernet for space"):
+        build_supernet("darts")
+
+
+def test_export_refuses_mismatched_networks():
+    net = nb201_supernet(C=4, N=1)
+    with pytest.raises(ValueError, match="same space, C, N and BN"):
+        export_subnet(net, nb201_standalone(ALL_CONV3, C=8, N=1))
