@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "truth, and prints the Kendall tau between the two rankings.")
     q.add_argument("--run-dir", help="where to write (default runs/quickstart-<time>)")
     q.add_argument("--archs", type=int, default=10, help="architectures trained stand-alone (default 10)")
-    q.add_argument("--epochs", type=int, default=30, help="supernet epochs (default 30)")
+    q.add_argument("--epochs", type=int, default=60, help="supernet epochs (default 60)")
     q.add_argument("--standalone-epochs", type=int, default=30, help="epochs per stand-alone network (default 30)")
     q.add_argument("--seed", type=int, default=0)
     return p

@@ -97,6 +97,7 @@ class Config:
     """A complete, resolved run configuration."""
     seed: int = 0
     device: str = "auto"
+    threads: Optional[int] = None
     space: SpaceConfig = field(default_factory=SpaceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -118,6 +119,7 @@ class Config:
             ("optim.lr_min", 0 <= self.optim.lr_min <= self.optim.lr, "a number in [0, optim.lr]"),
             ("optim.momentum", 0 <= self.optim.momentum < 1, "a number in [0, 1)"),
             ("optim.weight_decay", self.optim.weight_decay >= 0, "a number >= 0"),
+            ("threads", self.threads is None or self.threads >= 1, "null or an integer >= 1"),
             ("model.C", self.model.C >= 1, "an integer >= 1"),
             ("model.N", self.model.N >= 1, "an integer >= 1"),
             ("data.crop_padding", self.data.crop_padding >= 0, "an integer >= 0"),

@@ -68,6 +68,8 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: Union[str, Path], data: Optional[tuple[ImageData, ImageData]] = None):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.device = resolve_device(cfg.device)
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         self.space = spaces.get(cfg.space.name)
         self.train_data, self.eval_data = data if data is not None else load_data(cfg)
         self.train_data = self.train_data.to(self.device)
@@ -95,8 +97,8 @@ class Trainer:
         if (run_dir / "checkpoints").exists() or (run_dir / "config.yaml").exists():
             raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}` "
                               "or choose another run.dir")
+        trainer = cls(cfg, run_dir, data)  # loads data and builds the model before anything is written
         run_dir.mkdir(parents=True, exist_ok=True)
-        trainer = cls(cfg, run_dir, data)
         dump_config(cfg, run_dir / "config.yaml")
         trainer._record_env("start")
         return trainer
