@@ -1,0 +1,15 @@
+"""Architecture search over any :class:`nshot.spaces.SearchSpace` (pure Python/numpy, no torch import).
+
+Strategies (``get_strategy(name)``): ``exhaustive_search``, ``random_search``, ``evolution_search``
+(SPOS). Fitness is higher-is-better and goes through :class:`CachedFitness` (each architecture evaluated
+once, batched through ``many``); :class:`Constraint` limits parameters/FLOPs; every strategy returns a
+:class:`SearchResult`.
+"""
+from .constraint import Constraint
+from .fitness import CachedFitness, as_cached
+from .result import SearchResult
+from .strategies import (STRATEGIES, available, evolution_search, exhaustive_search, get_strategy,
+                         random_search)
+
+__all__ = ["CachedFitness", "Constraint", "STRATEGIES", "SearchResult", "as_cached", "available",
+           "evolution_search", "exhaustive_search", "get_strategy", "random_search"]
