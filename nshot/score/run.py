@@ -1,0 +1,52 @@
+"""Open a training run for scoring: its config, its supernet at the last checkpoint, its data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from ..config import Config, from_dict
+from ..data import ImageData, num_batches
+from ..train.checkpoint import CheckpointError, load_checkpoint
+from ..train.env import resolve_device
+from ..train.trainer import FORMAT_VERSION, RunDirError, build_model, load_data
+
+
+@dataclass
+class LoadedRun:
+    """A trained run, ready to score."""
+    run_dir: Path
+    cfg: Config
+    model: torch.nn.Module
+    step: int
+    total_steps: int
+    train: ImageData
+    eval: ImageData
+    device: torch.device
+
+
+def load_run(run_dir: Union[str, Path], device: Optional[str] = None,
+             data: Optional[tuple[ImageData, ImageData]] = None) -> LoadedRun:
+    """Load ``run_dir``'s config and last checkpoint; raise RunDirError with the reason if it cannot be scored."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
+    try:
+        state = load_checkpoint(run_dir / "checkpoints")
+    except CheckpointError as exc:
+        raise RunDirError(f"{run_dir} has no usable checkpoint ({exc}); train it first with "
+                          f"`nshot train CONFIG --run-dir {run_dir}`") from None
+    if state.get("format") != FORMAT_VERSION or state.get("kind") != "supernet":
+        raise RunDirError(f"{run_dir}: checkpoint is not a supernet checkpoint of format {FORMAT_VERSION}")
+    cfg = from_dict(Config, state["config"]).validate()
+    dev = resolve_device(device or cfg.device)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    train, evald = data if data is not None else load_data(cfg)
+    model = build_model(cfg, train.num_classes, train.x.shape[1])
+    model.load_state_dict(state["model"])
+    model.to(dev).eval()
+    total = cfg.train.epochs * num_batches(len(train), cfg.train.batch_size, cfg.train.drop_last)
+    return LoadedRun(run_dir, cfg, model, int(state["step"]), total, train, evald, dev)
