@@ -31,6 +31,60 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after this many more steps")
 
+    r = sub.add_parser("rank", help="rank a subset of architectures with a run's supernet vs a benchmark",
+                       description="Score architectures with the run's supernet on its held-out split and compare "
+                                   "with benchmark ground truth: Kendall tau-b, Spearman rho, precision@top-k, the "
+                                   "benchmark accuracy of the supernet's top-1, and tau by complexity quintile. "
+                                   "Writes RUN/rank.json and RUN/rank.csv; scores are cached in RUN/scores.csv.")
+    r.add_argument("run_dir", help="a run directory written by nshot train")
+    r.add_argument("--benchmark", default="nb201", help="ground-truth table (default nb201)")
+    r.add_argument("--table", help="path of the benchmark table (NB201: the CSV; default $NSHOT_NB201_CSV)")
+    r.add_argument("--metric", default="cifar10/test", help="benchmark metric (default cifar10/test)")
+    r.add_argument("--subset", default="all", help="all | kendall327 | FILE (one arch per line) | N (seeded sample)")
+    _score_args(r)
+
+    s = sub.add_parser("search", help="search a run's supernet (exhaustive, random, evolution)",
+                       description="Search the architectures of a run's supernet; fitness = supernet accuracy on the "
+                                   "held-out split (cached in RUN/scores.csv). Writes RUN/search.json.")
+    s.add_argument("run_dir")
+    s.add_argument("--strategy", default="evolution", choices=["exhaustive", "random", "evolution"])
+    s.add_argument("--budget", type=int, help="distinct architectures to evaluate (random: required)")
+    s.add_argument("--population", type=int, default=50)
+    s.add_argument("--generations", type=int, default=20)
+    s.add_argument("--parents", type=int, default=10, help="top-k kept as parents (default 10)")
+    s.add_argument("--mutants", type=int, default=25)
+    s.add_argument("--crossovers", type=int, default=25)
+    s.add_argument("--mutation-prob", type=float, default=0.1)
+    s.add_argument("--max-params", type=int, help="constraint: at most this many parameters (stand-alone network)")
+    s.add_argument("--max-flops", type=int, help="constraint: at most this many FLOPs (multiply-adds)")
+    s.add_argument("--top-k", type=int, default=10)
+    s.add_argument("--seed", type=int, help="search seed (default: the run's seed)")
+    s.add_argument("--benchmark", help="also report ground truth of the best architectures (e.g. nb201)")
+    s.add_argument("--table", help="path of the benchmark table")
+    s.add_argument("--metric", default="cifar10/test")
+    _score_args(s)
+
+    a = sub.add_parser("train-arch", help="train one architecture from scratch (NB201 protocol by default)",
+                       description="Train an architecture (a string, or the best of RUN_DIR/search.json) from "
+                                   "scratch: 200 epochs, lr 0.1 cosine, wd 5e-4, batch 256, Nesterov by default. "
+                                   "Data settings come from CONFIG (or the run's config).")
+    a.add_argument("arch", help="architecture string, or a run directory with search.json")
+    a.add_argument("overrides", nargs="*", help="key.sub=value overrides of the data/device settings")
+    a.add_argument("--config", help="YAML config for data/device (default: the run's config, else defaults)")
+    a.add_argument("--run-dir", help="where to write (default runs/arch-<time>)")
+    a.add_argument("--epochs", type=int, default=200)
+    a.add_argument("--batch-size", type=int, default=256)
+    a.add_argument("--lr", type=float, default=0.1)
+    a.add_argument("--weight-decay", type=float, default=5e-4)
+    a.add_argument("--C", type=int, default=16)
+    a.add_argument("--N", type=int, default=5)
+
+    rep = sub.add_parser("report", help="write RUN/report.html (plots and tables of a run)",
+                         description="One self-contained HTML page: training curves, lr used, score vs ground "
+                                     "truth, tau by complexity quintile, top architectures with cell drawings.")
+    rep.add_argument("run_dir")
+    rep.add_argument("--out", help="output HTML path (default RUN/report.html)")
+
     q = sub.add_parser("quickstart", help="offline demo: small supernet on digits, ranked against stand-alone training",
                        description="Offline demo in a few CPU minutes: trains a small NB201 supernet on "
                                    "scikit-learn's digits, trains a few architectures stand-alone as ground "
@@ -41,6 +95,75 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--standalone-epochs", type=int, default=30, help="epochs per stand-alone network (default 30)")
     q.add_argument("--seed", type=int, default=0)
     return p
+
+
+def _score_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bn", default="batch", choices=["batch", "recal"],
+                   help="BN mode: batch statistics (default) or running statistics re-calibrated per architecture")
+    p.add_argument("--recal-batches", type=int, default=10, help="training batches for --bn recal (default 10)")
+    p.add_argument("--eval-images", type=int, help="score on the first N held-out images only")
+    p.add_argument("--device", help="override the run's device (cpu, cuda)")
+    p.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"])
+
+
+def _cmd_rank(args: argparse.Namespace) -> int:
+    from .score.rank import format_rank, rank_run
+    subset = int(args.subset) if args.subset.isdigit() else args.subset
+    report = rank_run(args.run_dir, args.benchmark, args.metric, subset, table=args.table, bn_mode=args.bn,
+                      recal_batches=args.recal_batches, eval_images=args.eval_images, device=args.device,
+                      progress=args.progress)
+    print(format_rank(report))
+    print(f"wrote {args.run_dir}/rank.json and rank.csv")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from .search.constraint import Constraint
+    from .search.run_search import format_search, search_run
+    constraint = None
+    if args.max_params is not None or args.max_flops is not None:
+        constraint = Constraint(max_params=args.max_params, max_flops=args.max_flops)
+    extra = {}
+    if args.strategy == "evolution":
+        extra = dict(population=args.population, generations=args.generations, parents=args.parents,
+                     mutants=args.mutants, crossovers=args.crossovers, mutation_prob=args.mutation_prob)
+    out = search_run(args.run_dir, args.strategy, budget=args.budget, constraint=constraint, top_k=args.top_k,
+                     seed=args.seed, bn_mode=args.bn, recal_batches=args.recal_batches,
+                     eval_images=args.eval_images, benchmark=args.benchmark, metric=args.metric, table=args.table,
+                     device=args.device, progress=args.progress, **extra)
+    print(format_search(out))
+    print(f"wrote {args.run_dir}/search.json")
+    return 0
+
+
+def _cmd_train_arch(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from .config import load_config
+    from .train.standalone import StandaloneConfig
+    from .train.train_arch import resolve_arch, train_arch
+
+    cfg_path = args.config
+    if cfg_path is None and Path(args.arch).is_dir() and (Path(args.arch) / "config.yaml").is_file():
+        cfg_path = str(Path(args.arch) / "config.yaml")
+    cfg = load_config(cfg_path, args.overrides)
+    arch, source = resolve_arch(args.arch, cfg.space.name)
+    sa = StandaloneConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                          C=args.C, N=args.N, augment=cfg.data.augment, crop_padding=cfg.data.crop_padding,
+                          flip=cfg.data.flip)
+    run_dir = args.run_dir or f"runs/arch-{time.strftime('%Y%m%d-%H%M%S')}"
+    print(f"training {arch} from scratch ({sa.epochs} epochs) in {run_dir}")
+    result = train_arch(arch, cfg, sa, run_dir, source)
+    print(f"accuracy {result['accuracy']:.2f}% on {result['evaluated_on']}; wrote {run_dir}/result.json")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+    path = build_report(args.run_dir, args.out)
+    print(f"wrote {path}")
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -89,8 +212,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .train.checkpoint import CheckpointError
     from .train.trainer import RunDirError
     try:
-        return {"train": _cmd_train, "quickstart": _cmd_quickstart}[args.command](args)
-    except (ConfigError, DataError, RunDirError, CheckpointError, FileNotFoundError, FloatingPointError) as exc:
+        commands = {"train": _cmd_train, "quickstart": _cmd_quickstart, "rank": _cmd_rank, "search": _cmd_search,
+                    "train-arch": _cmd_train_arch, "report": _cmd_report}
+        return commands[args.command](args)
+    except (ConfigError, DataError, RunDirError, CheckpointError, FileNotFoundError, FloatingPointError,
+            ValueError) as exc:
         if os.environ.get("NSHOT_DEBUG"):
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,103 @@
+"""End-to-end CPU-scale ranking experiment: SPOS on CIFAR-10's NB201 `train` half, tau on the 327-cell subset.
+
+The shared CIFAR-10 file is converted into the official `cifar-10-batches-py` layout in a temporary folder and
+loaded through nshot's normal loader. The supernet trains on NB201's `train` half (optionally the first
+--train-images of it), then the 327 cells are scored on the first --eval-images of the `valid` half and
+compared with NB201's `c10_test_200ep`.
+
+    python benchmarks/rank_cifar10.py --epochs 10 --C 8 --N 2 --out runs/bench-rank-s0
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from nshot.config import load_config  # noqa: E402
+from nshot.score.rank import format_rank, rank_run  # noqa: E402
+from nshot.train import Trainer  # noqa: E402
+
+
+def shared_data() -> Path:
+    env = os.environ.get("NSHOT_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def prepare_cifar(root: Path) -> Path:
+    """Convert the shared JPEG blob into ROOT/cifar-10-batches-py (the official layout)."""
+    if not (root / "cifar-10-batches-py" / "data_batch_5").exists():
+        blob = shared_data() / "cifar10" / "cifar10_jpeg.npz"
+        tool = shared_data().parent / "tools" / "cifar_blob_to_batches.py"
+        subprocess.run([sys.executable, str(tool), str(blob), str(root)], check=True)
+    return root
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--C", type=int, default=8)
+    ap.add_argument("--N", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=0.025)
+    ap.add_argument("--train-images", type=int, help="first N images of the train half (default: all 25k)")
+    ap.add_argument("--eval-images", type=int, default=2000, help="first N images of the valid half used to score")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bn", default="batch", choices=["batch", "recal"])
+    ap.add_argument("--data-root", help="folder with cifar-10-batches-py (default: converted into a temp dir)")
+    ap.add_argument("--out", default=None, help="run directory (default runs/bench-rank-<time>)")
+    ap.add_argument("--extra", nargs="*", default=[], help="more config overrides key.sub=value")
+    args = ap.parse_args(argv)
+
+    data = shared_data()
+    split = data / "nb201" / "cifar10_valid_split.json"
+    table = data / "nb201" / "nb201_200ep.csv"
+    subset = data / "nb201" / "kendall_subset_327.txt"
+    for p in (split, table, subset):
+        if not p.exists():
+            sys.exit(f"missing reference data {p} (set NSHOT_SHARED_DATA)")
+    tmp = None
+    root = Path(args.data_root) if args.data_root else Path(tmp := tempfile.mkdtemp(prefix="nshot-cifar-"))
+    t0 = time.time()
+    prepare_cifar(root)
+    out = Path(args.out or f"runs/bench-rank-{time.strftime('%Y%m%d-%H%M%S')}")
+    overrides = [f"data.root={root}", f"data.split_file={split}", "data.name=cifar10", "data.split=nb201",
+                 f"model.C={args.C}", f"model.N={args.N}", f"train.epochs={args.epochs}",
+                 f"train.batch_size={args.batch_size}", f"optim.lr={args.lr}", f"seed={args.seed}",
+                 f"threads={args.threads}", "run.progress=log", "train.log_every_steps=100", *args.extra]
+    if args.train_images:
+        overrides.append(f"data.train_subset={args.train_images}")
+    cfg = load_config(REPO / "configs/nb201/spos.yaml", overrides)
+    t_train = time.time()
+    trainer = Trainer.create(cfg, out)
+    trainer.fit()
+    t_train = time.time() - t_train
+    t_rank = time.time()
+    report = rank_run(out, "nb201", "cifar10/test", str(subset), table=str(table), bn_mode=args.bn,
+                      eval_images=args.eval_images, progress="log")
+    t_rank = time.time() - t_rank
+    print(format_rank(report))
+    summary = {"command": "python benchmarks/rank_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "kendall_tau": report["kendall_tau"], "spearman_rho": report["spearman_rho"],
+               "top1": report.get("top1"), "precision_at": report.get("precision_at"),
+               "train_seconds": t_train, "rank_seconds": t_rank, "total_seconds": time.time() - t0,
+               "protocol": report["protocol"], "config_overrides": overrides,
+               "final_train_metrics": trainer.metrics.read()[-1]}
+    (out / "bench_rank.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps({k: summary[k] for k in ("kendall_tau", "spearman_rho", "train_seconds", "rank_seconds")}))
+    if tmp:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

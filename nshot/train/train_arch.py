@@ -1,0 +1,61 @@
+"""`nshot train-arch`: train one architecture from scratch and record the result in a run directory."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from .. import spaces
+from ..config import Config
+from .env import environment, resolve_device
+from .metrics import MetricsLog
+from .standalone import StandaloneConfig, train_standalone
+from .trainer import RunDirError, load_data
+
+
+def resolve_arch(arch_or_run: str, space_name: str) -> tuple[str, Optional[Path]]:
+    """An architecture string, or the best architecture of a run's search.json."""
+    p = Path(arch_or_run)
+    if p.is_dir():
+        found = p / "search.json"
+        if not found.is_file():
+            raise RunDirError(f"{p} has no search.json; run `nshot search {p}` first or pass an architecture string")
+        best = json.loads(found.read_text()).get("best") or []
+        if not best:
+            raise RunDirError(f"{found} lists no architecture")
+        return spaces.get(space_name).parse(best[0]["arch"]), p
+    return spaces.get(space_name).parse(arch_or_run), None
+
+
+def train_arch(arch: str, cfg: Config, sa: StandaloneConfig, run_dir: Union[str, Path],
+               source_run: Optional[Path] = None) -> dict:
+    """Train ``arch`` stand-alone on ``cfg``'s data; writes RUN/result.json and RUN/metrics.jsonl."""
+    run_dir = Path(run_dir)
+    if (run_dir / "result.json").exists():
+        raise RunDirError(f"{run_dir} already holds a result; choose another --run-dir")
+    device = resolve_device(cfg.device)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    train, evald = load_data(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = MetricsLog(run_dir / "metrics.jsonl")
+    t0 = time.time()
+
+    def on_epoch(epoch: int, lr: float) -> None:
+        log.write({"epoch": epoch + 1, "lr": lr, "seconds": time.time() - t0})
+        print(f"epoch {epoch + 1}/{sa.epochs} lr {lr:.5f} {time.time() - t0:.0f}s", flush=True)
+
+    acc = train_standalone(cfg.space.name, arch, train, evald, sa, seed=cfg.seed, device=device, on_epoch=on_epoch)
+    result = {"arch": arch, "accuracy": acc, "evaluated_on": f"{cfg.data.name} "
+              f"{'eval half' if cfg.data.split == 'nb201' else 'test set'} ({len(evald)} images)",
+              "params": spaces.get(cfg.space.name).num_params(arch, C=sa.C, N=sa.N, num_classes=train.num_classes,
+                                                              in_channels=train.x.shape[1]),
+              "protocol": {**sa.__dict__, "seed": cfg.seed, "dataset": cfg.data.name, "split": cfg.data.split,
+                           "split_file": cfg.data.split_file},
+              "source_run": str(source_run) if source_run else None, "seconds": time.time() - t0,
+              "env": environment(device)}
+    (run_dir / "result.json").write_text(json.dumps(result, indent=1))
+    return result

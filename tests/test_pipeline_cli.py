@@ -1,0 +1,88 @@
+"""train → rank → search → train-arch → report through the `nshot` command, on a seconds-long run."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from nshot import spaces
+from nshot.cli import main
+
+SP = spaces.get("nb201")
+COLUMNS = ["nb201_index", "arch_str", "c10_val_200ep", "c10_test_200ep", "c100_val_200ep", "c100_test_200ep",
+           "in16_val_200ep", "in16_test_200ep", "params_c10", "params_c100", "params_in16"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """A trained tiny run on digits and a synthetic benchmark table covering all 15,625 cells."""
+    tmp = tmp_path_factory.mktemp("pipe")
+    rs = np.random.default_rng(0)
+    rows = [",".join(COLUMNS)]
+    for i, arch in enumerate(SP.enumerate()):
+        ops = SP.decode(arch)
+        acc = 40 + 8 * ops.count(3) + 4 * ops.count(2) + rs.normal()
+        p = [SP.num_params(arch, num_classes=k) for k in (10, 100, 120)]
+        rows.append(",".join([str(i), arch] + [f"{acc:.3f}"] * 6 + [str(v) for v in p]))
+    table = tmp / "table.csv"
+    table.write_text("\n".join(rows) + "\n")
+    cfg = tmp / "digits.yaml"
+    cfg.write_text(yaml.safe_dump({"device": "cpu", "threads": 1, "data": {"name": "digits", "crop_padding": 1,
+                                   "flip": False}, "model": {"C": 4, "N": 1}, "train": {"epochs": 2, "batch_size": 128},
+                                   "run": {"progress": "none"}}))
+    run = tmp / "run"
+    assert main(["train", str(cfg), "--run-dir", str(run)]) == 0
+    return run, table
+
+
+def test_rank_writes_protocol_and_metrics(pipeline, capsys):
+    run, table = pipeline
+    assert main(["rank", str(run), "--table", str(table), "--subset", "12", "--progress", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "Kendall tau-b" in out and "by complexity quintile" in out
+    rep = json.loads((run / "rank.json").read_text())
+    assert rep["protocol"]["n"] == 12 and rep["protocol"]["bn_mode"] == "batch"
+    assert rep["protocol"]["metric"] == "cifar10/test" and rep["protocol"]["checkpoint_step"] > 0
+    assert len(rep["fairness"]) == 5
+    lines = (run / "rank.csv").read_text().splitlines()
+    assert lines[0] == "arch,score,truth,params,score_rank,truth_rank" and len(lines) == 13
+    cached = len((run / "scores.csv").read_text().splitlines())
+    # ranking again scores nothing new
+    assert main(["rank", str(run), "--table", str(table), "--subset", "12", "--progress", "none"]) == 0
+    assert len((run / "scores.csv").read_text().splitlines()) == cached
+
+
+def test_rank_bad_inputs(pipeline, tmp_path, capsys):
+    run, table = pipeline
+    assert main(["rank", str(run), "--table", str(table), "--metric", "cifar10/tset"]) == 2
+    assert "unknown metric 'cifar10/tset'" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    assert main(["rank", str(run), "--table", str(table), "--subset", str(empty)]) == 2
+    assert "empty" in capsys.readouterr().err.lower()
+    assert main(["rank", str(tmp_path), "--table", str(table)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_search_then_train_arch_then_report(pipeline, capsys):
+    run, table = pipeline
+    assert main(["search", str(run), "--strategy", "evolution", "--population", "8", "--generations", "3",
+                 "--parents", "3", "--mutants", "3", "--crossovers", "3", "--benchmark", "nb201", "--table",
+                 str(table), "--max-params", "600000", "--progress", "none", "--top-k", "3"]) == 0
+    res = json.loads((run / "search.json").read_text())
+    assert len(res["best"]) == 3 and all(r["params"] <= 600000 and r["truth"] is not None for r in res["best"])
+    assert res["evaluations"] <= 8 * 3 and res["protocol"]["strategy"] == "evolution"
+    capsys.readouterr()
+    arch_dir = run.parent / "arch"
+    assert main(["train-arch", str(run), "--epochs", "1", "--C", "4", "--N", "1", "--batch-size", "128",
+                 "--run-dir", str(arch_dir)]) == 0
+    result = json.loads((arch_dir / "result.json").read_text())
+    assert result["arch"] == res["best"][0]["arch"] and 0 <= result["accuracy"] <= 100
+    assert main(["report", str(run)]) == 0
+    html = (run / "report.html").read_text()
+    assert "data:image/png;base64" in html and "Kendall" in html
+
+
+def test_train_arch_rejects_a_bad_architecture(capsys):
+    assert main(["train-arch", "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--epochs", "1"]) == 2
+    assert "unknown op 'conv'" in capsys.readouterr().err
