@@ -76,13 +76,39 @@ class TrainConfig:
     epochs: int = 250
     batch_size: int = 64
     eval_batch_size: int = 256
-    sampler: str = _choice("uniform", "uniform")
-    lr_policy: str = _choice("cosine", "cosine", "constant")
-    optimizer: str = _choice("sgd", "sgd")
+    sampler: str = _choice("uniform", "uniform", "fair")
+    lr_policy: str = _choice("cosine", "cosine", "constant", "calr")
+    optimizer: str = _choice("sgd", "sgd", "ms_sgd")
     grad_clip: Optional[float] = 5.0
     drop_last: bool = False
     checkpoint_every_steps: int = 0
     log_every_steps: int = 50
+
+
+@dataclass
+class CaLRConfig:
+    """Complexity-aware LR (decision 3): lr_t(a) = lr_min + (lr - lr_min) (1 - t/T)^gamma(a), gamma linear in
+    log C(a) from gamma_max (least complex subnet) to 1/gamma_max (most complex)."""
+    gamma_max: float = 4.0
+    complexity: str = _choice("params", "params", "flops")
+
+
+@dataclass
+class MSConfig:
+    """Momentum separation (decision 2): one momentum buffer per group of subnets. ``grouping: edge`` groups
+    by the op on decision ``edge`` (an index, or ``random``: drawn once from the seed); ``complexity``: ``groups``
+    equal-count bins of log complexity; ``kmeans``: ``groups`` k-means clusters of op-count features."""
+    grouping: str = _choice("edge", "edge", "complexity", "kmeans")
+    edge: str = "random"
+    groups: int = 5
+
+
+@dataclass
+class DiagnosticsConfig:
+    """Training diagnostics logged per epoch: cosine between gradient and the momentum it joins (every K steps,
+    0 = off), and training loss by complexity quintile."""
+    grad_momentum_cos_every: int = 10
+    loss_by_quintile: bool = True
 
 
 @dataclass
@@ -104,6 +130,9 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    calr: CaLRConfig = field(default_factory=CaLRConfig)
+    ms: MSConfig = field(default_factory=MSConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> "Config":
@@ -119,6 +148,10 @@ class Config:
             ("optim.lr_min", 0 <= self.optim.lr_min <= self.optim.lr, "a number in [0, optim.lr]"),
             ("optim.momentum", 0 <= self.optim.momentum < 1, "a number in [0, 1)"),
             ("optim.weight_decay", self.optim.weight_decay >= 0, "a number >= 0"),
+            ("calr.gamma_max", self.calr.gamma_max >= 1, "a number >= 1 (1 = plain linear decay)"),
+            ("ms.groups", self.ms.groups >= 1, "an integer >= 1"),
+            ("ms.edge", self.ms.edge == "random" or self.ms.edge.isdigit(), "'random' or a decision index"),
+            ("diagnostics.grad_momentum_cos_every", self.diagnostics.grad_momentum_cos_every >= 0, "an integer >= 0"),
             ("threads", self.threads is None or self.threads >= 1, "null or an integer >= 1"),
             ("model.C", self.model.C >= 1, "an integer >= 1"),
             ("model.N", self.model.N >= 1, "an integer >= 1"),

@@ -32,9 +32,47 @@ class ConstantLR:
         return self.lr0
 
 
-def build_lr_policy(name: str, lr: float, lr_min: float = 0.0):
-    """LR policy by config name."""
-    policies = {"cosine": CosineLR, "constant": ConstantLR}
-    if name not in policies:
-        raise ValueError(f"unknown lr policy {name!r}; available: {', '.join(policies)}")
-    return policies[name](lr, lr_min)
+
+
+class CaLR:
+    """Complexity-aware LR (CVPR 2025): lr_t(a) = lr_min + (lr_0 - lr_min) (1 - t/T)^gamma(a).
+
+    gamma is linear in log C(a): gamma_max at C_min, 1/gamma_max at C_max. Small subnets (gamma > 1) decay
+    fast, large ones (gamma < 1) keep a high LR longer; every schedule reaches lr_min at t = T.
+    gamma_max = 1 gives gamma = 1 for all subnets, the plain linear schedule.
+    """
+
+    name = "calr"
+    subnet_aware = True
+
+    def __init__(self, lr: float, lr_min: float, complexity, gamma_max: float = 4.0):
+        if gamma_max < 1:
+            raise ValueError(f"calr.gamma_max = {gamma_max} is invalid: expected >= 1")
+        self.lr0, self.lr_min, self.complexity, self.gamma_max = lr, lr_min, complexity, gamma_max
+        self.gamma_min = 1.0 / gamma_max
+
+    def gamma(self, arch: str) -> float:
+        u = self.complexity.log_position(arch)
+        return (1.0 - u) * self.gamma_max + u * self.gamma_min   # exact at both ends
+
+    def factor(self, t: int, T: int, arch: str) -> float:
+        """(1 - t/T)^gamma(a): the share of (lr_0 - lr_min) left at iteration t."""
+        return max(0.0, 1.0 - min(t, T) / T) ** self.gamma(arch)
+
+    def __call__(self, t: int, T: int, arch: Optional[str] = None) -> float:
+        if arch is None:
+            raise ValueError("CaLR needs the architecture being trained")
+        return self.lr_min + (self.lr0 - self.lr_min) * self.factor(t, T, arch)
+
+
+def build_lr_policy(name: str, lr: float, lr_min: float = 0.0, complexity=None, gamma_max: float = 4.0):
+    """LR policy by config name (``calr`` needs a :class:`~nshot.train.complexity.Complexity`)."""
+    if name == "cosine":
+        return CosineLR(lr, lr_min)
+    if name == "constant":
+        return ConstantLR(lr, lr_min)
+    if name == "calr":
+        if complexity is None:
+            raise ValueError("the calr lr policy needs the space's complexity")
+        return CaLR(lr, lr_min, complexity, gamma_max)
+    raise ValueError(f"unknown lr policy {name!r}; available: cosine, constant, calr")

@@ -9,6 +9,7 @@ import numpy as np
 SAMPLER = 1   # which architecture(s) a step trains
 AUGMENT = 2   # crop offsets and flips of a step's batch
 INIT = 3      # weight initialisation
+GROUPING = 4  # momentum-separation grouping (random edge, k-means)
 
 
 def step_rng(seed: int, stream: int, step: int) -> np.random.Generator:

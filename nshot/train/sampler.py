@@ -1,6 +1,8 @@
 """Samplers: which architecture(s) a training step trains."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..spaces import SearchSpace
@@ -16,17 +18,51 @@ class UniformSampler:
             raise ValueError(f"sampler.connected_only is not supported by space {space.name!r}")
         self.space, self.connected_only, self.max_tries = space, connected_only, max_tries
 
-    def paths(self, rng: np.random.Generator) -> list[str]:
-        """The architectures of one step (a list of one)."""
+    def paths(self, rng: np.random.Generator, forced: Optional[dict[int, int]] = None) -> list[str]:
+        """The architectures of one step (a list of one). ``forced`` fixes some decisions {decision: choice}."""
         for _ in range(self.max_tries):
-            arch = self.space.sample(rng)
+            choice = [int(rng.integers(n)) for n in self.space.sizes]
+            for d, c in (forced or {}).items():
+                choice[d] = c
+            arch = self.space.encode(choice)
             if not self.connected_only or self.space.is_connected(arch):
                 return [arch]
         raise RuntimeError(f"no connected architecture in {self.max_tries} draws")
 
 
-def build_sampler(name: str, space: SearchSpace, connected_only: bool = False) -> UniformSampler:
+class FairSampler:
+    """FairNAS strict fairness (decision 6): m = max choices per decision paths per step; for each decision
+    one random permutation of its choices, path k taking the k-th element, so every choice of every decision
+    is trained exactly once per step (a decision with fewer than m choices repeats random ones to fill up).
+    ``forced`` pins decisions for all m paths (momentum separation on one edge).
+    """
+
+    name = "fair"
+
+    def __init__(self, space: SearchSpace, connected_only: bool = False):
+        if connected_only:
+            raise ValueError("sampler.connected_only cannot be combined with the fair sampler: rejecting a path "
+                             "would break strict fairness")
+        self.space = space
+        self.m = max(space.sizes)
+
+    def paths(self, rng: np.random.Generator, forced: Optional[dict[int, int]] = None) -> list[str]:
+        columns = []
+        for d, n in enumerate(self.space.sizes):
+            if forced and d in forced:
+                col = np.full(self.m, forced[d])
+            else:
+                col = rng.permutation(n)
+                if n < self.m:
+                    col = np.concatenate([col, rng.integers(n, size=self.m - n)])
+            columns.append(col)
+        return [self.space.encode([int(col[k]) for col in columns]) for k in range(self.m)]
+
+
+def build_sampler(name: str, space: SearchSpace, connected_only: bool = False):
     """Sampler by config name."""
     if name == "uniform":
         return UniformSampler(space, connected_only)
-    raise ValueError(f"unknown sampler {name!r}; available: uniform")
+    if name == "fair":
+        return FairSampler(space, connected_only)
+    raise ValueError(f"unknown sampler {name!r}; available: uniform, fair")

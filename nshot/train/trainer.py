@@ -30,15 +30,23 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .env import environment, resolve_device
 from .lr import build_lr_policy
 from .metrics import MetricsLog
-from .optim import build_optimizer, fill_unused_grads
+from .optim import build_optimizer, fill_unused_grads, grad_momentum_cosine
 from .progress import Progress
-from .sampler import build_sampler
+from .complexity import get_complexity
+from .grouping import build_grouping
+from .ms_sgd import MomentumSeparatedSGD
+from .sampler import FairSampler, build_sampler
 
 FORMAT_VERSION = 1
 
 
 class RunDirError(RuntimeError):
     """A run directory is missing, incomplete or belongs to another kind of run."""
+
+
+def space_shape(cfg: Config, num_classes: int, in_channels: int) -> dict[str, int]:
+    """Keyword arguments describing the network shape to the space (complexity of a subnet)."""
+    return {"C": cfg.model.C, "N": cfg.model.N, "num_classes": num_classes, "in_channels": in_channels}
 
 
 def build_model(cfg: Config, num_classes: int, in_channels: int) -> torch.nn.Module:
@@ -76,9 +84,20 @@ class Trainer:
         in_channels = self.train_data.x.shape[1]
         self.model = build_model(cfg, self.train_data.num_classes, in_channels).to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(cfg.train.optimizer, self.params, cfg.optim)
-        self.lr_policy = build_lr_policy(cfg.train.lr_policy, cfg.optim.lr, cfg.optim.lr_min)
         self.sampler = build_sampler(cfg.train.sampler, self.space, cfg.sampler.connected_only)
+        self.complexity = get_complexity(cfg.space.name, cfg.calr.complexity,
+                                         **space_shape(cfg, self.train_data.num_classes, in_channels))
+        self.lr_policy = build_lr_policy(cfg.train.lr_policy, cfg.optim.lr, cfg.optim.lr_min, self.complexity,
+                                         cfg.calr.gamma_max)
+        self.grouping = None
+        if cfg.train.optimizer == "ms_sgd":
+            self.grouping = build_grouping(cfg.ms.grouping, self.space, self.complexity, cfg.ms.edge, cfg.ms.groups,
+                                           cfg.seed)
+            if isinstance(self.sampler, FairSampler) and cfg.ms.grouping != "edge":
+                raise ValueError("train.sampler=fair with train.optimizer=ms_sgd needs ms.grouping=edge (all paths "
+                                 "of a FairNAS step share the op on the MS edge)")
+        self.optimizer = build_optimizer(cfg.train.optimizer, self.params, cfg.optim,
+                                         num_groups=self.grouping.num_groups if self.grouping else 1)
         self.steps_per_epoch = num_batches(len(self.train_data), cfg.train.batch_size, cfg.train.drop_last)
         if self.steps_per_epoch < 1:
             raise ValueError(f"training split has {len(self.train_data)} images, fewer than one batch of "
@@ -130,7 +149,8 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------------------------------
     def _fresh_accumulators(self) -> dict[str, Any]:
-        return {"loss": 0.0, "correct": 0, "seen": 0, "lr_sum": 0.0, "steps": 0, "seconds": 0.0}
+        return {"loss": 0.0, "correct": 0, "seen": 0, "lr_sum": 0.0, "steps": 0, "seconds": 0.0,
+                "path_seen": 0, "cos_sum": 0.0, "cos_n": 0, "q_loss": [0.0] * 5, "q_n": [0] * 5}
 
     def state_dict(self) -> dict[str, Any]:
         return {"format": FORMAT_VERSION, "kind": "supernet", "space": self.cfg.space.name,
@@ -149,44 +169,102 @@ class Trainer:
         save_checkpoint(self.run_dir / "checkpoints", self.state_dict())
 
     # -- training ------------------------------------------------------------------------------------------
-    def train_step(self, x_uint8: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """One optimizer step at iteration ``self.step``; returns (summed loss, correct count, lr) as tensors."""
-        cfg, t = self.cfg, self.step
-        archs = self.sampler.paths(rng.step_rng(cfg.seed, rng.SAMPLER, t))
+    def step_plan(self, t: int) -> tuple[list[str], Optional[int]]:
+        """The architectures trained at iteration ``t`` and their momentum group (None without MS)."""
+        r = rng.step_rng(self.cfg.seed, rng.SAMPLER, t)
+        if self.grouping is not None and isinstance(self.sampler, FairSampler):
+            k = int(r.integers(self.grouping.num_groups))           # all m paths share op k on the MS edge
+            return self.sampler.paths(r, forced={self.grouping.edge: k}), k
+        archs = self.sampler.paths(r)
+        return archs, (self.grouping(archs[0]) if self.grouping is not None else None)
+
+    def train_step(self, x_uint8: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+        """One optimizer step at iteration ``self.step``.
+
+        Returns device tensors (mean loss over paths, correct count, per-path losses, grad-momentum cosine or
+        None) plus the lr and the paths' complexity quintiles, so the loop syncs with the device only when it logs.
+        """
+        cfg, t, T = self.cfg, self.step, self.total_steps
+        archs, group = self.step_plan(t)
         if cfg.data.augment:
             x = augment_batch(x_uint8, self.train_data.mean, self.train_data.std,
                               seed=rng.torch_seed(cfg.seed, rng.AUGMENT, t), pad=cfg.data.crop_padding,
                               flip=cfg.data.flip)
         else:
             x = normalize(x_uint8, self.train_data.mean, self.train_data.std)
-        lr = self.lr_policy(t, self.total_steps, archs[0])
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        if len(archs) == 1:
+            lr, scales = self.lr_policy(t, T, archs[0]), [1.0]
+        elif getattr(self.lr_policy, "subnet_aware", False):
+            # Decision 4: one update for paths of different complexity -> base lr, each loss scaled by its factor.
+            lr = self.lr_policy.lr0
+            scales = [self.lr_policy(t, T, a) / self.lr_policy.lr0 for a in archs]
+        else:
+            lr, scales = self.lr_policy(t, T, archs[0]), [1.0] * len(archs)
+        for pg in self.optimizer.param_groups:
+            pg["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         self.model.train()
-        loss_sum = torch.zeros((), device=x.device)
+        losses = []
         correct = torch.zeros((), device=x.device, dtype=torch.long)
-        for arch in archs:
+        for arch, scale in zip(archs, scales):
             logits = self.model(x, arch)
             loss = F.cross_entropy(logits, y)
-            loss.backward()
-            loss_sum += loss.detach()
+            (loss * scale if scale != 1.0 else loss).backward()
+            losses.append(loss.detach())
             correct += (logits.detach().argmax(1) == y).sum()
         if cfg.optim.update_unused:
             fill_unused_grads(self.params)
         if cfg.train.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None], cfg.train.grad_clip)
-        self.optimizer.step()
+        every = cfg.diagnostics.grad_momentum_cos_every
+        cos = grad_momentum_cosine(self.optimizer, group or 0) if every and t % every == 0 else None
+        if group is None:
+            self.optimizer.step()
+        else:
+            self.optimizer.step(group=group)
         self.step += 1
-        return loss_sum / len(archs), correct, lr
+        path_losses = torch.stack(losses)
+        quintiles = [self.complexity.quintile(a) for a in archs] if cfg.diagnostics.loss_by_quintile else []
+        return {"loss": path_losses.mean(), "path_losses": path_losses, "correct": correct, "lr": lr,
+                "quintiles": quintiles, "cos": cos, "paths": len(archs), "batch": len(y)}
 
     def _end_epoch(self, epoch: int) -> dict[str, Any]:
         a = self._acc
         record = {"epoch": epoch + 1, "step": self.step, "loss": a["loss"] / max(a["steps"], 1),
-                  "acc": 100.0 * a["correct"] / max(a["seen"], 1), "lr": a["lr_sum"] / max(a["steps"], 1),
+                  "acc": 100.0 * a["correct"] / max(a["path_seen"], 1), "lr": a["lr_sum"] / max(a["steps"], 1),
                   "seconds": a["seconds"], "images_per_s": a["seen"] / max(a["seconds"], 1e-9)}
+        if a["cos_n"]:
+            record["grad_momentum_cos"] = a["cos_sum"] / a["cos_n"]
+        if self.cfg.diagnostics.loss_by_quintile:
+            record["loss_by_quintile"] = [s / n if n else None for s, n in zip(a["q_loss"], a["q_n"])]
         self._acc = self._fresh_accumulators()
         return record
+
+    def _accumulate(self, outs: list[dict[str, Any]], seconds: float, seen: int) -> None:
+        """Fold a batch of step outputs into the epoch accumulators (one device sync for all of them)."""
+        a = self._acc
+        losses = torch.stack([o["loss"] for o in outs])
+        if not torch.isfinite(losses).all():
+            raise FloatingPointError(
+                f"non-finite loss at step {self.step}; the last good checkpoint is in "
+                f"{self.run_dir / 'checkpoints'}; resume with a lower lr, e.g. "
+                f"`nshot train --resume {self.run_dir} optim.lr={self.cfg.optim.lr / 2:g}`")
+        for value in losses.tolist():  # one by one: the same sum however flushes fall
+            a["loss"] += value
+        a["correct"] += int(torch.stack([o["correct"] for o in outs]).sum())
+        a["seen"] += seen
+        a["steps"] += len(outs)
+        a["seconds"] += seconds
+        for o in outs:
+            a["lr_sum"] += o["lr"]
+            a["path_seen"] += o["batch"] * o["paths"]
+            if o["cos"] is not None:
+                a["cos_sum"] += float(o["cos"])
+                a["cos_n"] += 1
+            if o["quintiles"]:
+                for q, v in zip(o["quintiles"], o["path_losses"].tolist()):
+                    a["q_loss"][q] += v
+                    a["q_n"][q] += 1
 
     def request_stop(self, *_: Any) -> None:
         """Ask the loop to checkpoint and return at the next step boundary (SIGINT/SIGTERM handler)."""
@@ -210,40 +288,24 @@ class Trainer:
             while self.step < stop_at and not self._stop_requested:
                 epoch, start = divmod(self.step, spe)
                 t_epoch = time.perf_counter()
-                pending_loss, pending_correct, pending_seen, pending_lr = [], [], 0, 0.0
+                pending, pending_seen = [], 0
                 for idx in epoch_batches(len(self.train_data), bs, cfg.seed, epoch, shuffle=True,
                                          drop_last=cfg.train.drop_last, start=start):
                     idx = idx.to(self.device)
-                    loss, correct, lr = self.train_step(self.train_data.x[idx], self.train_data.y[idx])
-                    pending_loss.append(loss)
-                    pending_correct.append(correct)
+                    pending.append(self.train_step(self.train_data.x[idx], self.train_data.y[idx]))
                     pending_seen += len(idx)
-                    pending_lr += lr
                     boundary = self.step % spe == 0
                     log_now = self.step % cfg.train.log_every_steps == 0
                     ckpt_now = cfg.train.checkpoint_every_steps and self.step % cfg.train.checkpoint_every_steps == 0
                     stopping = self.step >= stop_at or self._stop_requested
                     if boundary or log_now or ckpt_now or stopping:
-                        # One host-device sync per flush, not per step.
-                        losses = torch.stack(pending_loss)
-                        if not torch.isfinite(losses).all():
-                            raise FloatingPointError(
-                                f"non-finite loss at step {self.step}; the last good checkpoint is in "
-                                f"{self.run_dir / 'checkpoints'}; resume with a lower lr, e.g. "
-                                f"`nshot train --resume {self.run_dir} optim.lr={cfg.optim.lr / 2:g}`")
-                        a = self._acc
-                        for value in losses.tolist():  # one by one: the same sum however flushes fall
-                            a["loss"] += value
-                        a["correct"] += int(torch.stack(pending_correct).sum())
-                        a["seen"] += pending_seen
-                        a["lr_sum"] += pending_lr
-                        a["steps"] += len(pending_loss)
                         now = time.perf_counter()
-                        a["seconds"] += now - t_epoch
+                        self._accumulate(pending, now - t_epoch, pending_seen)
                         t_epoch = now
-                        progress.update(len(pending_loss), {"epoch": epoch + 1, "loss": f"{a['loss'] / a['steps']:.3f}",
-                                                            "lr": f"{lr:.4g}"})
-                        pending_loss, pending_correct, pending_seen, pending_lr = [], [], 0, 0.0
+                        a = self._acc
+                        progress.update(len(pending), {"epoch": epoch + 1, "loss": f"{a['loss'] / a['steps']:.3f}",
+                                                       "lr": f"{pending[-1]['lr']:.4g}"})
+                        pending, pending_seen = [], 0
                     if boundary:
                         record = self._end_epoch(epoch)
                         self.metrics.write(record)
