@@ -10,9 +10,12 @@ EPILOG_TRAIN = """examples:
   nshot train configs/nb201/spos.yaml data.root=./data train.epochs=10
   nshot train configs/nb201/spos.yaml --run-dir runs/spos-seed1 seed=1
   nshot train --resume runs/spos-seed1
+  nshot train --resume runs/spos-seed1 optim.lr=0.0125     # e.g. after a non-finite loss
 
 Overrides are dotted keys with YAML values (key.sub=value); see README.md for every key.
-Ctrl-C (or SIGTERM) saves a checkpoint at the next step and exits; --resume continues exactly."""
+Ctrl-C (or SIGTERM) saves a checkpoint at the next step and exits; --resume continues exactly.
+A resume may override only optim.lr, optim.lr_min, train.grad_clip,
+train.checkpoint_every_steps, train.log_every_steps, run.progress and threads."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -170,19 +173,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from .config import load_config
+    from .config import ConfigError, load_config
     from .train.trainer import Trainer
 
     if args.resume:
-        if args.config or args.overrides:
-            raise SystemExit("error: --resume takes no config or overrides: the run's own config.yaml is used")
-        trainer = Trainer.resume(args.resume)
+        overrides = ([args.config] if args.config else []) + list(args.overrides)
+        if any("=" not in o for o in overrides):
+            raise ConfigError("--resume takes no config file: the run's own config is used (overrides of "
+                              "optim.lr and a few other keys are allowed, see --help)")
+        trainer = Trainer.resume(args.resume, overrides=overrides)
         print(f"resuming {args.resume} at step {trainer.step}/{trainer.total_steps}")
     else:
         if not args.config:
-            raise SystemExit("error: nshot train needs a CONFIG file (or --resume RUN_DIR); see nshot train --help")
+            raise ConfigError("nshot train needs a CONFIG file (or --resume RUN_DIR); see nshot train --help")
         if "=" in args.config:
-            raise SystemExit(f"error: the first argument must be a config file, got override {args.config!r}")
+            raise ConfigError(f"the first argument must be a config file, got override {args.config!r}")
         cfg = load_config(args.config, args.overrides)
         run_dir = args.run_dir or cfg.run.dir or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         cfg.run.dir = str(run_dir)
@@ -215,7 +220,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         commands = {"train": _cmd_train, "quickstart": _cmd_quickstart, "rank": _cmd_rank, "search": _cmd_search,
                     "train-arch": _cmd_train_arch, "report": _cmd_report}
         return commands[args.command](args)
-    except (ConfigError, DataError, RunDirError, CheckpointError, FileNotFoundError, FloatingPointError,
+    except (ConfigError, DataError, RunDirError, CheckpointError, OSError, FloatingPointError,
             ValueError) as exc:
         if os.environ.get("NSHOT_DEBUG"):
             raise

@@ -6,6 +6,8 @@ Every field has a default; a YAML file only states what differs. Unknown keys an
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -138,6 +140,7 @@ class Config:
     def validate(self) -> "Config":
         """Check value ranges that types alone do not express; return self."""
         checks = [
+            ("seed", self.seed >= 0, "an integer >= 0"),
             ("train.epochs", self.train.epochs >= 1, "an integer >= 1"),
             ("train.batch_size", self.train.batch_size >= 1, "an integer >= 1"),
             ("train.eval_batch_size", self.train.eval_batch_size >= 1, "an integer >= 1"),
@@ -197,14 +200,20 @@ def _coerce(key: str, value: Any, tp, f: dataclasses.Field) -> Any:
             return int(value)
         raise ConfigError(f"{key} = {value!r} is invalid: expected an integer")
     if base is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
             try:
-                return float(value)
+                number = float(value)
+            except OverflowError:  # an int too large for a float
+                pass
+        elif isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
+            try:
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key} = {value!r} is invalid: expected a number")
+        if number is None or not math.isfinite(number):
+            raise ConfigError(f"{key} = {value!r} is invalid: expected a finite number")
+        return number
     if base is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"{key} = {value!r} is invalid: expected a string")
@@ -291,5 +300,19 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Optional[lis
 
 
 def dump_config(cfg: Config, path: Union[str, Path]) -> None:
-    """Write the resolved config as YAML."""
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    """Write the resolved config as YAML, atomically (a crash leaves the old file or the complete new one:
+    a torn file could otherwise parse as a shorter config with defaults in place of the lost keys)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

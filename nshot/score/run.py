@@ -7,7 +7,7 @@ from typing import Optional, Union
 
 import torch
 
-from ..config import Config, from_dict
+from ..config import Config, ConfigError, from_dict
 from ..data import ImageData, num_batches
 from ..train.checkpoint import CheckpointError, load_checkpoint
 from ..train.env import resolve_device
@@ -39,8 +39,15 @@ def load_run(run_dir: Union[str, Path], device: Optional[str] = None,
         raise RunDirError(f"{run_dir} has no usable checkpoint ({exc}); train it first with "
                           f"`nshot train CONFIG --run-dir {run_dir}`") from None
     if state.get("format") != FORMAT_VERSION or state.get("kind") != "supernet":
-        raise RunDirError(f"{run_dir}: checkpoint is not a supernet checkpoint of format {FORMAT_VERSION}")
-    cfg = from_dict(Config, state["config"]).validate()
+        raise RunDirError(f"{run_dir}: checkpoint format {state.get('format')!r} / kind {state.get('kind')!r} is not "
+                          f"a supernet checkpoint of format {FORMAT_VERSION} (written by another nshot version?)")
+    try:
+        cfg = from_dict(Config, state.get("config")).validate()
+    except ConfigError as exc:
+        raise RunDirError(f"{run_dir}: the checkpoint's config is not valid for this nshot ({exc})") from None
+    if state.get("space") != cfg.space.name:
+        raise RunDirError(f"{run_dir}: checkpoint is for space {state.get('space')!r}, its config says "
+                          f"{cfg.space.name!r}")
     dev = resolve_device(device or cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)

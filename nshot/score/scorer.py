@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
@@ -18,6 +19,7 @@ from ..train.progress import Progress
 from .bn import recalibrate, running_stats_mode
 
 BN_MODES = ("batch", "recal")
+FLUSH_SECONDS = 2.0   # scores are appended to the cache at least this often (and every flush_every archs)
 _FIELDS = ["arch", "score", "bn_mode", "recal_batches", "eval_images", "step", "seed"]
 
 
@@ -128,13 +130,18 @@ class Scorer:
         return self.score_many([arch])[0]
 
     def score_many(self, archs: Iterable[str], flush_every: int = 50) -> list[float]:
-        """Scores of ``archs`` in order; only architectures not in the cache are evaluated."""
+        """Scores of ``archs`` in order; only architectures not in the cache are evaluated.
+
+        New scores reach ``scores.csv`` every ``flush_every`` architectures or :data:`FLUSH_SECONDS`, whichever
+        comes first, so a killed scoring loses at most that much work.
+        """
         archs = list(archs)
         todo = list(dict.fromkeys(a for a in archs if a not in self.scores))
         if todo:
             bar = Progress(len(todo), mode=self.progress if len(todo) > 1 else "none", desc="score",
                            log_every=max(1, len(todo) // 10))
             pending: list[tuple[str, float]] = []
+            self._last_flush = time.monotonic()
             self.model.eval()
             try:
                 if self.protocol.bn_mode == "recal":
@@ -154,7 +161,8 @@ class Scorer:
         return [self.scores[a] for a in archs]
 
     def _flush(self, pending: list[tuple[str, float]], every: int, bar: Progress) -> list[tuple[str, float]]:
-        if len(pending) >= every:
+        if pending and (len(pending) >= every or time.monotonic() - self._last_flush >= FLUSH_SECONDS):
+            self._last_flush = time.monotonic()
             for arch, s in pending:
                 self.scores[arch] = s
             self.cache.append(self.protocol, pending)

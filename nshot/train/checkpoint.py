@@ -2,6 +2,11 @@
 
 File format: one header line ``NSHOT-CKPT 1 <sha256 of the payload>\n`` followed by a ``torch.save`` payload.
 The previous good checkpoint is kept as ``prev.pt`` and used when ``last.pt`` fails its checksum.
+
+Order of a save (a crash or a full disk at any point leaves a loadable ``last.pt``): the new file is written
+completely to ``last.pt.tmp`` and fsynced; only then is ``last.pt`` hard-linked to ``prev.pt`` (a move where the
+file system has no hard links) and the temporary file renamed over ``last.pt``. A write that fails removes
+its temporary file and leaves ``last.pt`` and ``prev.pt`` as they were.
 """
 from __future__ import annotations
 
@@ -21,17 +26,62 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, torn or corrupted."""
 
 
-def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the complete new one."""
+def atomic_write_bytes(path: Union[str, Path], data: bytes, keep_previous: Union[str, Path, None] = None) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the complete new one.
+
+    With ``keep_previous``, the old ``path`` (if any) becomes that file, but only once the new data is safely
+    on disk. An ``OSError`` (disk full, permissions) names ``path``; the temporary file is removed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _write_temp(path, data)
+    try:
+        _commit(tmp, path, None if keep_previous is None else Path(keep_previous))
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_temp(path: Path, data: bytes) -> Path:
+    """``data`` in ``path.tmp``, fsynced; on failure the partial file is removed and the error names ``path``."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except OSError as exc:
+        os.close(fd)
+        _remove_quietly(tmp)
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc} (the file was not changed)") from None
+    os.close(fd)
+    return tmp
+
+
+def _commit(tmp: Path, path: Path, keep_previous: Union[Path, None]) -> None:
+    """Rename the complete ``tmp`` over ``path``, first keeping the old ``path`` as ``keep_previous``."""
+    if keep_previous is not None and path.exists():
+        link = keep_previous.with_name(keep_previous.name + ".tmp")
+        _remove_quietly(link)
+        try:
+            os.link(path, link)             # path stays in place: there is always a complete last.pt
+            os.replace(link, keep_previous)
+        except OSError:                      # no hard links here: move it (a crash now leaves prev.pt only)
+            _remove_quietly(link)
+            os.replace(path, keep_previous)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -47,8 +97,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(folder: Union[str, Path], state: dict[str, Any]) -> Path:
-    """Save ``state`` as ``folder/last.pt``, keeping the previous one as ``folder/prev.pt``."""
+def save_checkpoint(folder: Union[str, Path], state: dict[str, Any], keep_previous: bool = True) -> Path:
+    """Save ``state`` as ``folder/last.pt``, keeping the previous one as ``folder/prev.pt``.
+
+    ``keep_previous=False`` overwrites ``last.pt`` without touching ``prev.pt`` (used after resuming from
+    ``prev.pt`` because ``last.pt`` was damaged: the damaged file must not replace the good one).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
@@ -56,9 +110,7 @@ def save_checkpoint(folder: Union[str, Path], state: dict[str, Any]) -> Path:
     payload = buf.getvalue()
     digest = hashlib.sha256(payload).hexdigest().encode()
     last, prev = folder / "last.pt", folder / "prev.pt"
-    if last.exists():
-        os.replace(last, prev)
-    atomic_write_bytes(last, MAGIC + digest + b"\n" + payload)
+    atomic_write_bytes(last, MAGIC + digest + b"\n" + payload, keep_previous=prev if keep_previous else None)
     return last
 
 
@@ -79,14 +131,23 @@ def read_checkpoint_file(path: Union[str, Path], map_location: Any = "cpu") -> d
 
 def load_checkpoint(folder: Union[str, Path], map_location: Any = "cpu") -> dict[str, Any]:
     """Load ``folder/last.pt``, falling back to ``folder/prev.pt`` (with a warning) if it is damaged."""
+    return load_checkpoint_from(folder, map_location)[0]
+
+
+def load_checkpoint_from(folder: Union[str, Path], map_location: Any = "cpu") -> tuple[dict[str, Any], Path]:
+    """Like :func:`load_checkpoint`, also returning which file was loaded."""
     folder = Path(folder)
     last, prev = folder / "last.pt", folder / "prev.pt"
     if not last.exists() and not prev.exists():
         raise CheckpointError(f"no checkpoint in {folder} (expected last.pt)")
     try:
-        return read_checkpoint_file(last, map_location)
+        return read_checkpoint_file(last, map_location), last
     except CheckpointError as exc:
         if not prev.exists():
             raise
+        try:
+            state = read_checkpoint_file(prev, map_location)
+        except CheckpointError as exc_prev:
+            raise CheckpointError(f"{exc}; the previous checkpoint is damaged too: {exc_prev}") from None
         warnings.warn(f"{exc}; using the previous checkpoint {prev}")
-        return read_checkpoint_file(prev, map_location)
+        return state, prev

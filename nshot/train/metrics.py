@@ -20,15 +20,33 @@ class MetricsLog:
         self.path = Path(path)
 
     def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps({k: _clean(v) for k, v in record.items()}) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({k: _clean(v) for k, v in record.items()}) + "\n")
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot append to {self.path}: {exc.strerror or exc}") from None
 
     def read(self) -> list[dict[str, Any]]:
+        """The records; a torn last line (a crash or a full disk while appending) is ignored."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        text = self.path.read_text()
+        lines = text.splitlines()
+        out = []
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                if i == len(lines) - 1 and not text.endswith("\n"):
+                    break
+                raise ValueError(f"{self.path}, line {i + 1}: not a JSON record") from None
+        return out
 
     def truncate_after(self, step: int) -> None:
-        """Drop records written after ``step`` (by a run that crashed before its next checkpoint)."""
+        """Drop records written after ``step`` (by a run that crashed before its next checkpoint); atomic."""
+        from .checkpoint import atomic_write_bytes
+
         kept = [r for r in self.read() if r.get("step", 0) <= step]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in kept).encode())

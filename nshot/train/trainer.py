@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from .. import spaces
-from ..config import Config, dump_config, from_dict, to_dict
+from ..config import Config, ConfigError, apply_overrides, dump_config, from_dict, load_config, to_dict
 from ..data import ImageData, augment_batch, epoch_batches, load_dataset, normalize, num_batches
 from ..nn import BNConfig, build_supernet
 from . import rng
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import atomic_write_bytes, load_checkpoint_from, save_checkpoint
 from .env import environment, resolve_device
 from .lr import build_lr_policy
 from .metrics import MetricsLog
@@ -38,6 +38,11 @@ from .ms_sgd import MomentumSeparatedSGD
 from .sampler import FairSampler, build_sampler
 
 FORMAT_VERSION = 1
+
+# Keys a resume may change (`nshot train --resume RUN optim.lr=...`): they do not change what the checkpoint
+# holds (shapes, data, random streams, optimizer buffers), only how training goes on from it.
+RESUME_OVERRIDABLE = ("optim.lr", "optim.lr_min", "train.grad_clip",
+                      "train.checkpoint_every_steps", "train.log_every_steps", "run.progress", "threads")
 
 
 class RunDirError(RuntimeError):
@@ -68,6 +73,17 @@ def load_data(cfg: Config) -> tuple[ImageData, ImageData]:
     if d.eval_subset is not None:
         evald = evald.subset(min(d.eval_subset, len(evald)))
     return train, evald
+
+
+def _checkpoint_config(state: dict[str, Any], source: Path, overrides: Optional[list[str]] = None) -> Config:
+    """The config stored in a checkpoint, with resume overrides; RunDirError naming the file if it is invalid."""
+    try:
+        cfg = from_dict(Config, state.get("config")).validate()
+    except ConfigError as exc:
+        raise RunDirError(f"{source}: its config is not valid for this nshot ({exc})") from None
+    if not overrides:
+        return cfg
+    return from_dict(Config, apply_overrides(to_dict(cfg), overrides)).validate()
 
 
 class Trainer:
@@ -107,6 +123,7 @@ class Trainer:
         self._acc = self._fresh_accumulators()
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         self._stop_requested = False
+        self._keep_previous = True   # False right after resuming from prev.pt: never rotate a damaged last.pt over it
 
     # -- construction ------------------------------------------------------------------------------------
     @classmethod
@@ -118,34 +135,69 @@ class Trainer:
                               "or choose another run.dir")
         trainer = cls(cfg, run_dir, data)  # loads data and builds the model before anything is written
         run_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, run_dir / "config.yaml")
         trainer._record_env("start")
+        dump_config(cfg, run_dir / "config.yaml")   # last: a folder with config.yaml is a run that can be resumed
         return trainer
 
     @classmethod
-    def resume(cls, run_dir: Union[str, Path], data=None) -> "Trainer":
-        """Continue the run in ``run_dir`` from its last checkpoint."""
+    def resume(cls, run_dir: Union[str, Path], data=None, overrides: Optional[list[str]] = None) -> "Trainer":
+        """Continue the run in ``run_dir`` from its last checkpoint.
+
+        A run stopped before its first checkpoint (``config.yaml`` written, no ``last.pt``/``prev.pt``) starts
+        again from step 0 with its own config: nothing it trained was kept. ``overrides`` (``key=value``) may
+        change the keys of :data:`RESUME_OVERRIDABLE` (e.g. a lower ``optim.lr`` after a non-finite loss); the
+        run then no longer equals an uninterrupted one, and ``config.yaml``/``env.json`` record the change.
+        """
+        overrides = list(overrides or [])
+        for item in overrides:
+            key = item.split("=", 1)[0].strip()
+            if key not in RESUME_OVERRIDABLE:
+                raise ConfigError(f"override {item!r}: a resume may only change {', '.join(RESUME_OVERRIDABLE)}")
         run_dir = Path(run_dir)
         cfg_path = run_dir / "config.yaml"
         if not cfg_path.is_file():
             raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
-        state = load_checkpoint(run_dir / "checkpoints")
+        folder = run_dir / "checkpoints"
+        if not (folder / "last.pt").exists() and not (folder / "prev.pt").exists():
+            cfg = load_config(cfg_path, overrides)
+            trainer = cls(cfg, run_dir, data)
+            trainer.metrics.truncate_after(0)
+            if overrides:
+                dump_config(cfg, cfg_path)
+            trainer._record_env("restart (no checkpoint yet)", overrides)
+            return trainer
+        state, source = load_checkpoint_from(folder)
         if state.get("format") != FORMAT_VERSION or state.get("kind") != "supernet":
-            raise RunDirError(f"{run_dir}: checkpoint format {state.get('format')!r} / kind {state.get('kind')!r} "
-                              f"is not a supernet checkpoint of format {FORMAT_VERSION}")
-        cfg = from_dict(Config, state["config"]).validate()
+            raise RunDirError(f"{source}: checkpoint format {state.get('format')!r} / kind {state.get('kind')!r} "
+                              f"is not a supernet checkpoint of format {FORMAT_VERSION}; this nshot cannot "
+                              "continue it (was it written by another nshot version?)")
+        cfg = _checkpoint_config(state, source, overrides)
+        if state.get("space") != cfg.space.name:
+            raise RunDirError(f"{source}: checkpoint is for space {state.get('space')!r}, its config says "
+                              f"{cfg.space.name!r}")
         trainer = cls(cfg, run_dir, data)
         trainer.load_state(state)
+        trainer._keep_previous = source.name != "prev.pt"
         trainer.metrics.truncate_after(trainer.step)
-        trainer._record_env("resume")
+        if overrides:
+            dump_config(cfg, cfg_path)
+        trainer._record_env("resume", overrides)
         return trainer
 
-    def _record_env(self, event: str) -> None:
+    def _record_env(self, event: str, overrides: Optional[list[str]] = None) -> None:
         path = self.run_dir / "env.json"
-        entries = json.loads(path.read_text()) if path.exists() else []
-        entries.append({"event": event, "step": self.step, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                        "seed": self.cfg.seed, **environment(self.device)})
-        path.write_text(json.dumps(entries, indent=1))
+        try:
+            entries = json.loads(path.read_text()) if path.exists() else []
+        except ValueError:   # not expected (written atomically); never let it block a resume
+            entries = []
+        if not isinstance(entries, list):
+            entries = []
+        entry = {"event": event, "step": self.step, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                 "seed": self.cfg.seed, **environment(self.device)}
+        if overrides:
+            entry["overrides"] = list(overrides)
+        entries.append(entry)
+        atomic_write_bytes(path, json.dumps(entries, indent=1).encode())
 
     # -- state ---------------------------------------------------------------------------------------------
     def _fresh_accumulators(self) -> dict[str, Any]:
@@ -166,7 +218,14 @@ class Trainer:
         self._acc = dict(state["epoch_accumulators"])
 
     def save(self) -> None:
-        save_checkpoint(self.run_dir / "checkpoints", self.state_dict())
+        """Checkpoint the current state."""
+        try:
+            save_checkpoint(self.run_dir / "checkpoints", self.state_dict(), keep_previous=self._keep_previous)
+        except OSError as exc:
+            raise OSError(exc.errno, f"checkpoint at step {self.step} not saved: {exc.strerror or exc}; the "
+                          f"previous checkpoints in {self.run_dir / 'checkpoints'} are intact: free space (or fix "
+                          f"the cause) and continue with `nshot train --resume {self.run_dir}`") from None
+        self._keep_previous = True
 
     # -- training ------------------------------------------------------------------------------------------
     def step_plan(self, t: int) -> tuple[list[str], Optional[int]]:
