@@ -85,6 +85,7 @@ class TrainConfig:
     drop_last: bool = False
     checkpoint_every_steps: int = 0
     log_every_steps: int = 50
+    nonfinite: str = _choice("stop", "stop", "skip")
 
 
 @dataclass

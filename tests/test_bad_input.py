@@ -161,6 +161,7 @@ def test_fuzz_typed_config_overrides_give_config_error_or_a_valid_config(data):
     ("optim.lr=.inf", "optim.lr = inf is invalid: expected a finite number"),
     ("optim.lr=1e999", "optim.lr = '1e999' is invalid: expected a finite number"),
     ("train.grad_clip=.nan", "train.grad_clip = nan is invalid: expected a finite number"),
+    ("train.nonfinite=ignore", "train.nonfinite = 'ignore' is invalid: expected one of stop, skip"),
 ])
 def test_values_the_fuzzer_found_are_named(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):

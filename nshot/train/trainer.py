@@ -41,7 +41,7 @@ FORMAT_VERSION = 1
 
 # Keys a resume may change (`nshot train --resume RUN optim.lr=...`): they do not change what the checkpoint
 # holds (shapes, data, random streams, optimizer buffers), only how training goes on from it.
-RESUME_OVERRIDABLE = ("optim.lr", "optim.lr_min", "train.grad_clip",
+RESUME_OVERRIDABLE = ("optim.lr", "optim.lr_min", "train.grad_clip", "train.nonfinite",
                       "train.checkpoint_every_steps", "train.log_every_steps", "run.progress", "threads")
 
 
@@ -124,6 +124,7 @@ class Trainer:
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         self._stop_requested = False
         self._keep_previous = True   # False right after resuming from prev.pt: never rotate a damaged last.pt over it
+        self._buffers = list(self.model.buffers())
 
     # -- construction ------------------------------------------------------------------------------------
     @classmethod
@@ -202,7 +203,7 @@ class Trainer:
     # -- state ---------------------------------------------------------------------------------------------
     def _fresh_accumulators(self) -> dict[str, Any]:
         return {"loss": 0.0, "correct": 0, "seen": 0, "lr_sum": 0.0, "steps": 0, "seconds": 0.0,
-                "path_seen": 0, "cos_sum": 0.0, "cos_n": 0, "q_loss": [0.0] * 5, "q_n": [0] * 5}
+                "path_seen": 0, "cos_sum": 0.0, "cos_n": 0, "q_loss": [0.0] * 5, "q_n": [0] * 5, "skipped": 0}
 
     def state_dict(self) -> dict[str, Any]:
         return {"format": FORMAT_VERSION, "kind": "supernet", "space": self.cfg.space.name,
@@ -218,7 +219,13 @@ class Trainer:
         self._acc = dict(state["epoch_accumulators"])
 
     def save(self) -> None:
-        """Checkpoint the current state."""
+        """Checkpoint the current state; refuses (FloatingPointError) to save non-finite weights."""
+        finite = torch.stack([torch.isfinite(p).all() for p in self.params]).all()
+        if not bool(finite):
+            raise FloatingPointError(
+                f"non-finite weights at step {self.step} (a non-finite gradient?); not saved: the last good "
+                f"checkpoint is in {self.run_dir / 'checkpoints'}; resume with a lower lr, e.g. "
+                f"`nshot train --resume {self.run_dir} optim.lr={self.cfg.optim.lr / 2:g}`")
         try:
             save_checkpoint(self.run_dir / "checkpoints", self.state_dict(), keep_previous=self._keep_previous)
         except OSError as exc:
@@ -242,8 +249,13 @@ class Trainer:
 
         Returns device tensors (mean loss over paths, correct count, per-path losses, grad-momentum cosine or
         None) plus the lr and the paths' complexity quintiles, so the loop syncs with the device only when it logs.
+
+        With ``train.nonfinite: skip`` a step whose loss or gradient norm is not finite makes no update (its
+        gradients are dropped and BN buffers restored) and is returned with ``skipped: True``; that check costs
+        one host-device sync per step.
         """
         cfg, t, T = self.cfg, self.step, self.total_steps
+        skip_bad = cfg.train.nonfinite == "skip"
         archs, group = self.step_plan(t)
         if cfg.data.augment:
             x = augment_batch(x_uint8, self.train_data.mean, self.train_data.std,
@@ -263,6 +275,7 @@ class Trainer:
             pg["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         self.model.train()
+        saved_buffers = [b.clone() for b in self._buffers] if skip_bad else []
         losses = []
         correct = torch.zeros((), device=x.device, dtype=torch.long)
         for arch, scale in zip(archs, scales):
@@ -273,19 +286,35 @@ class Trainer:
             correct += (logits.detach().argmax(1) == y).sum()
         if cfg.optim.update_unused:
             fill_unused_grads(self.params)
+        grads = [p for p in self.params if p.grad is not None]
+        grad_norm = None
         if cfg.train.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None], cfg.train.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(grads, cfg.train.grad_clip)
+        elif skip_bad and grads:
+            grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in grads]))
+        path_losses = torch.stack(losses)
+        quintiles = [self.complexity.quintile(a) for a in archs] if cfg.diagnostics.loss_by_quintile else []
+        out = {"loss": path_losses.mean(), "path_losses": path_losses, "correct": correct, "lr": lr,
+               "quintiles": quintiles, "cos": None, "paths": len(archs), "batch": len(y), "t": t, "skipped": False}
+        if skip_bad:
+            ok = torch.isfinite(path_losses).all()
+            if grad_norm is not None:
+                ok = ok & torch.isfinite(grad_norm)
+            if not bool(ok):                      # host sync, only in skip mode
+                self.optimizer.zero_grad(set_to_none=True)
+                for b, saved in zip(self._buffers, saved_buffers):
+                    b.copy_(saved)
+                self.step += 1
+                out["skipped"] = True
+                return out
         every = cfg.diagnostics.grad_momentum_cos_every
-        cos = grad_momentum_cosine(self.optimizer, group or 0) if every and t % every == 0 else None
+        out["cos"] = grad_momentum_cosine(self.optimizer, group or 0) if every and t % every == 0 else None
         if group is None:
             self.optimizer.step()
         else:
             self.optimizer.step(group=group)
         self.step += 1
-        path_losses = torch.stack(losses)
-        quintiles = [self.complexity.quintile(a) for a in archs] if cfg.diagnostics.loss_by_quintile else []
-        return {"loss": path_losses.mean(), "path_losses": path_losses, "correct": correct, "lr": lr,
-                "quintiles": quintiles, "cos": cos, "paths": len(archs), "batch": len(y)}
+        return out
 
     def _end_epoch(self, epoch: int) -> dict[str, Any]:
         a = self._acc
@@ -296,24 +325,38 @@ class Trainer:
             record["grad_momentum_cos"] = a["cos_sum"] / a["cos_n"]
         if self.cfg.diagnostics.loss_by_quintile:
             record["loss_by_quintile"] = [s / n if n else None for s, n in zip(a["q_loss"], a["q_n"])]
+        if self.cfg.train.nonfinite == "skip":
+            record["skipped_steps"] = a.get("skipped", 0)
         self._acc = self._fresh_accumulators()
         return record
 
     def _accumulate(self, outs: list[dict[str, Any]], seconds: float, seen: int) -> None:
-        """Fold a batch of step outputs into the epoch accumulators (one device sync for all of them)."""
+        """Fold a batch of step outputs into the epoch accumulators (one device sync for all of them).
+
+        ``train.nonfinite: stop``: a non-finite loss among them raises FloatingPointError here, before the
+        caller can save a checkpoint, so the bad steps (whose updates are in the weights in memory) are
+        never saved; the run's last checkpoint is the last good state.
+        """
         a = self._acc
+        a["seen"] += seen
+        a["seconds"] += seconds
+        a["skipped"] = a.get("skipped", 0) + sum(o["skipped"] for o in outs)
+        outs = [o for o in outs if not o["skipped"]]
+        if not outs:
+            return
         losses = torch.stack([o["loss"] for o in outs])
-        if not torch.isfinite(losses).all():
+        finite = torch.isfinite(losses)
+        if not finite.all():
+            first = outs[int((~finite).nonzero()[0, 0])]["t"]
             raise FloatingPointError(
-                f"non-finite loss at step {self.step}; the last good checkpoint is in "
-                f"{self.run_dir / 'checkpoints'}; resume with a lower lr, e.g. "
-                f"`nshot train --resume {self.run_dir} optim.lr={self.cfg.optim.lr / 2:g}`")
+                f"non-finite loss at step {first + 1} (iteration {first}); the last good checkpoint is in "
+                f"{self.run_dir / 'checkpoints'} (steps after it are never saved); resume with a lower lr, e.g. "
+                f"`nshot train --resume {self.run_dir} optim.lr={self.cfg.optim.lr / 2:g}`, or set "
+                "train.nonfinite=skip to skip such steps")
         for value in losses.tolist():  # one by one: the same sum however flushes fall
             a["loss"] += value
         a["correct"] += int(torch.stack([o["correct"] for o in outs]).sum())
-        a["seen"] += seen
         a["steps"] += len(outs)
-        a["seconds"] += seconds
         for o in outs:
             a["lr_sum"] += o["lr"]
             a["path_seen"] += o["batch"] * o["paths"]
@@ -362,7 +405,8 @@ class Trainer:
                         self._accumulate(pending, now - t_epoch, pending_seen)
                         t_epoch = now
                         a = self._acc
-                        progress.update(len(pending), {"epoch": epoch + 1, "loss": f"{a['loss'] / a['steps']:.3f}",
+                        progress.update(len(pending), {"epoch": epoch + 1,
+                                                       "loss": f"{a['loss'] / max(a['steps'], 1):.3f}",
                                                        "lr": f"{pending[-1]['lr']:.4g}"})
                         pending, pending_seen = [], 0
                     if boundary:
