@@ -176,6 +176,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_config
     from .train.trainer import Trainer
 
+    from .train.fewshot import FewShotRun
+
+    if args.resume and (Path(args.resume) / "fewshot.json").is_file():
+        if args.config or args.overrides or args.max_steps:
+            raise ConfigError("a few-shot run resumes with its own config: no overrides or --max-steps")
+        run = FewShotRun.resume(args.resume)
+        print(f"resuming few-shot run {args.resume}")
+        run.fit()
+        print(("finished: " if run.done else "paused: ") + str(run.run_dir))
+        return 0
     if args.resume:
         overrides = ([args.config] if args.config else []) + list(args.overrides)
         if any("=" not in o for o in overrides):
@@ -191,6 +201,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
         run_dir = args.run_dir or cfg.run.dir or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         cfg.run.dir = str(run_dir)
+        if cfg.fewshot.method != "none":
+            if args.max_steps:
+                raise ConfigError("--max-steps is not supported for few-shot runs (Ctrl-C pauses them)")
+            run = FewShotRun.create(cfg, run_dir)
+            print(f"training a {cfg.fewshot.method} few-shot {cfg.space.name} supernet in {run_dir}")
+            run.fit()
+            print(("finished: " if run.done else "paused: ") + str(run.run_dir))
+            return 0
         trainer = Trainer.create(cfg, run_dir)
         print(f"training {cfg.space.name} supernet ({trainer.total_steps} steps) on {trainer.device} in {run_dir}")
     trainer.fit(max_steps=args.max_steps)

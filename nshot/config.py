@@ -107,6 +107,21 @@ class MSConfig:
 
 
 @dataclass
+class FewShotConfig:
+    """Few-shot supernets (decisions 10, 11). ``method``: ``none`` (one-shot), ``exhaustive`` (Few-Shot NAS: split
+    decision ``edge`` into one sub-supernet per op at the single epoch in ``split_epochs``; 0 = from scratch) or
+    ``gm`` (GM-NAS: at each epoch of ``split_epochs`` every sub-supernet splits into 2 where the ops' gradients
+    disagree most, estimated on ``gm_batches`` batches). Children inherit weights and optimizer state
+    (``inherit``) or start afresh; ``restart_final`` re-initialises the children of GM-NAS's last split."""
+    method: str = _choice("none", "none", "exhaustive", "gm")
+    split_epochs: list[int] = field(default_factory=lambda: [0])
+    edge: int = 0
+    inherit: bool = False
+    restart_final: bool = True
+    gm_batches: int = 100
+
+
+@dataclass
 class DiagnosticsConfig:
     """Training diagnostics logged per epoch: cosine between gradient and the momentum it joins (every K steps,
     0 = off), and training loss by complexity quintile."""
@@ -136,6 +151,7 @@ class Config:
     calr: CaLRConfig = field(default_factory=CaLRConfig)
     ms: MSConfig = field(default_factory=MSConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    fewshot: FewShotConfig = field(default_factory=FewShotConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> "Config":
@@ -154,6 +170,11 @@ class Config:
             ("optim.weight_decay", self.optim.weight_decay >= 0, "a number >= 0"),
             ("calr.gamma_max", self.calr.gamma_max >= 1, "a number >= 1 (1 = plain linear decay)"),
             ("ms.groups", self.ms.groups >= 1, "an integer >= 1"),
+            ("fewshot.gm_batches", self.fewshot.gm_batches >= 1, "an integer >= 1"),
+            ("fewshot.split_epochs", all(0 <= e < self.train.epochs for e in self.fewshot.split_epochs)
+             and len(set(self.fewshot.split_epochs)) == len(self.fewshot.split_epochs),
+             "distinct epochs in [0, train.epochs)"),
+            ("fewshot.edge", self.fewshot.edge >= 0, "a decision index >= 0"),
             ("ms.edge", self.ms.edge == "random" or self.ms.edge.isdigit(), "'random' or a decision index"),
             ("diagnostics.grad_momentum_cos_every", self.diagnostics.grad_momentum_cos_every >= 0, "an integer >= 0"),
             ("threads", self.threads is None or self.threads >= 1, "null or an integer >= 1"),
@@ -186,6 +207,13 @@ def _unwrap_optional(tp) -> tuple[Any, bool]:
 
 def _coerce(key: str, value: Any, tp, f: dataclasses.Field) -> Any:
     base, optional = _unwrap_optional(tp)
+    if typing.get_origin(base) is list:
+        (item,) = typing.get_args(base)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} = {value!r} is invalid: expected a list")
+        return [_coerce(f"{key}[{i}]", v, item, f) for i, v in enumerate(value)]
     if value is None:
         if optional:
             return None

@@ -33,6 +33,8 @@ def load_run(run_dir: Union[str, Path], device: Optional[str] = None,
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
+    if (run_dir / "fewshot.json").is_file():
+        return _load_fewshot_run(run_dir, device, data)
     try:
         state = load_checkpoint(run_dir / "checkpoints")
     except CheckpointError as exc:
@@ -57,3 +59,16 @@ def load_run(run_dir: Union[str, Path], device: Optional[str] = None,
     model.to(dev).eval()
     total = cfg.train.epochs * num_batches(len(train), cfg.train.batch_size, cfg.train.drop_last)
     return LoadedRun(run_dir, cfg, model, int(state["step"]), total, train, evald, dev)
+
+
+def _load_fewshot_run(run_dir: Path, device: Optional[str], data) -> LoadedRun:
+    from ..config import load_config
+    from ..train.fewshot import load_partitioned
+    cfg = load_config(run_dir / "config.yaml")
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    train, evald = data if data is not None else load_data(cfg)
+    cfg, model, step, total = load_partitioned(run_dir, (train, evald))
+    dev = resolve_device(device or cfg.device)
+    model.to(dev).eval()
+    return LoadedRun(run_dir, cfg, model, step, total, train, evald, dev)

@@ -1,7 +1,7 @@
 """Momentum-separation groupings: which momentum group a subnet belongs to (decision 2)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -83,19 +83,26 @@ class KMeansGrouping:
         return g
 
 
-def resolve_edge(spec: str, space: SearchSpace, seed: int, exclude: Optional[int] = None) -> int:
-    """``ms.edge``: an index, or ``random`` (drawn once from the seed, never ``exclude``)."""
+def resolve_edge(spec: str, space: SearchSpace, seed: int, exclude: Sequence[int] = ()) -> int:
+    """``ms.edge``: an index, or ``random`` (drawn once from the seed, never one of ``exclude``: a few-shot
+    sub-supernet's split or fixed decisions)."""
+    if isinstance(exclude, int):
+        exclude = [exclude]
     if spec != "random":
+        if int(spec) in exclude:
+            raise ValueError(f"ms.edge = {spec} is a split (fixed) decision of this sub-supernet; choose another")
         return int(spec)
-    choices = [d for d in range(space.num_decisions) if d != exclude]
+    choices = [d for d in range(space.num_decisions) if d not in exclude]
+    if not choices:
+        raise ValueError("no decision is left for momentum separation in this sub-supernet")
     return int(choices[int(rngs.step_rng(seed, rngs.GROUPING, 2).integers(len(choices)))])
 
 
 def build_grouping(name: str, space: SearchSpace, complexity: Complexity, edge: str, num_groups: int, seed: int,
-                   exclude_edge: Optional[int] = None):
+                   exclude_edges: Sequence[int] = ()):
     """Grouping by config name."""
     if name == "edge":
-        return EdgeGrouping(space, resolve_edge(edge, space, seed, exclude_edge))
+        return EdgeGrouping(space, resolve_edge(edge, space, seed, exclude_edges))
     if name == "complexity":
         return ComplexityGrouping(space, complexity, num_groups, seed)
     if name == "kmeans":

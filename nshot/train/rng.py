@@ -10,11 +10,13 @@ SAMPLER = 1   # which architecture(s) a step trains
 AUGMENT = 2   # crop offsets and flips of a step's batch
 INIT = 3      # weight initialisation
 GROUPING = 4  # momentum-separation grouping (random edge, k-means)
+GRADMATCH = 5  # gradient-matching split estimates
 
 
-def step_rng(seed: int, stream: int, step: int) -> np.random.Generator:
-    """A numpy Generator for one (seed, stream, step)."""
-    return np.random.default_rng([int(seed), int(stream), int(step)])
+def step_rng(seed: int, stream: int, step: int, salt: int | None = None) -> np.random.Generator:
+    """A numpy Generator for one (seed, stream, step); ``salt`` separates parallel streams (few-shot nodes)."""
+    key = [int(seed), int(stream), int(step)] + ([] if salt is None else [int(salt)])
+    return np.random.default_rng(key)
 
 
 def torch_seed(seed: int, stream: int, step: int) -> int:

@@ -13,15 +13,19 @@ class UniformSampler:
 
     name = "uniform"
 
-    def __init__(self, space: SearchSpace, connected_only: bool = False, max_tries: int = 10_000):
+    def __init__(self, space: SearchSpace, connected_only: bool = False, max_tries: int = 10_000, mask=None):
         if connected_only and not hasattr(space, "is_connected"):
             raise ValueError(f"sampler.connected_only is not supported by space {space.name!r}")
         self.space, self.connected_only, self.max_tries = space, connected_only, max_tries
+        self.mask = mask   # per decision, the allowed choices (a few-shot sub-supernet); None = all
 
     def paths(self, rng: np.random.Generator, forced: Optional[dict[int, int]] = None) -> list[str]:
         """The architectures of one step (a list of one). ``forced`` fixes some decisions {decision: choice}."""
         for _ in range(self.max_tries):
-            choice = [int(rng.integers(n)) for n in self.space.sizes]
+            if self.mask is None:
+                choice = [int(rng.integers(n)) for n in self.space.sizes]
+            else:
+                choice = [int(m[int(rng.integers(len(m)))]) for m in self.mask]
             for d, c in (forced or {}).items():
                 choice[d] = c
             arch = self.space.encode(choice)
@@ -39,30 +43,32 @@ class FairSampler:
 
     name = "fair"
 
-    def __init__(self, space: SearchSpace, connected_only: bool = False):
+    def __init__(self, space: SearchSpace, connected_only: bool = False, mask=None):
         if connected_only:
             raise ValueError("sampler.connected_only cannot be combined with the fair sampler: rejecting a path "
                              "would break strict fairness")
         self.space = space
-        self.m = max(space.sizes)
+        self.allowed = [list(m) for m in mask] if mask is not None else [list(range(n)) for n in space.sizes]
+        self.m = max(len(a) for a in self.allowed)
 
     def paths(self, rng: np.random.Generator, forced: Optional[dict[int, int]] = None) -> list[str]:
         columns = []
-        for d, n in enumerate(self.space.sizes):
+        for d, allowed in enumerate(self.allowed):
+            n = len(allowed)
             if forced and d in forced:
                 col = np.full(self.m, forced[d])
             else:
-                col = rng.permutation(n)
+                col = np.asarray(allowed)[rng.permutation(n)]
                 if n < self.m:
-                    col = np.concatenate([col, rng.integers(n, size=self.m - n)])
+                    col = np.concatenate([col, np.asarray(allowed)[rng.integers(n, size=self.m - n)]])
             columns.append(col)
         return [self.space.encode([int(col[k]) for col in columns]) for k in range(self.m)]
 
 
-def build_sampler(name: str, space: SearchSpace, connected_only: bool = False):
-    """Sampler by config name."""
+def build_sampler(name: str, space: SearchSpace, connected_only: bool = False, mask=None):
+    """Sampler by config name, restricted to ``mask`` (allowed choices per decision) when given."""
     if name == "uniform":
-        return UniformSampler(space, connected_only)
+        return UniformSampler(space, connected_only, mask=mask)
     if name == "fair":
-        return FairSampler(space, connected_only)
+        return FairSampler(space, connected_only, mask=mask)
     raise ValueError(f"unknown sampler {name!r}; available: uniform, fair")

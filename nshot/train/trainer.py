@@ -16,7 +16,7 @@ import json
 import signal
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -54,13 +54,14 @@ def space_shape(cfg: Config, num_classes: int, in_channels: int) -> dict[str, in
     return {"C": cfg.model.C, "N": cfg.model.N, "num_classes": num_classes, "in_channels": in_channels}
 
 
-def build_model(cfg: Config, num_classes: int, in_channels: int) -> torch.nn.Module:
-    """The supernet described by ``cfg`` (weights initialised from the run's seed)."""
+def build_model(cfg: Config, num_classes: int, in_channels: int, candidates=None, init_salt: int = 0) -> torch.nn.Module:
+    """The supernet described by ``cfg`` (weights initialised from the run's seed; ``init_salt`` gives a few-shot
+    node its own initialisation), restricted to ``candidates`` per decision when given."""
     bn = BNConfig(affine=cfg.model.bn_affine, track_running_stats=cfg.model.bn_track_running_stats)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(rng.torch_seed(cfg.seed, rng.INIT, 0))
+        torch.manual_seed(rng.torch_seed(cfg.seed, rng.INIT, init_salt))
         return build_supernet(cfg.space.name, C=cfg.model.C, N=cfg.model.N, num_classes=num_classes,
-                              in_channels=in_channels, bn=bn)
+                              in_channels=in_channels, bn=bn, candidates=candidates)
 
 
 def load_data(cfg: Config) -> tuple[ImageData, ImageData]:
@@ -86,11 +87,22 @@ def _checkpoint_config(state: dict[str, Any], source: Path, overrides: Optional[
     return from_dict(Config, apply_overrides(to_dict(cfg), overrides)).validate()
 
 
+def node_args(state: dict[str, Any]) -> dict[str, Any]:
+    """The few-shot node settings stored in a checkpoint (none for a one-shot run)."""
+    return {"mask": state.get("mask"), "schedule_start": state.get("schedule_start", 0), "node": state.get("node"),
+            "ms_exclude": state.get("ms_exclude", ())}
+
+
 class Trainer:
     """Trains a supernet as ``cfg`` says, in ``run_dir``. Use :meth:`create` or :meth:`resume`."""
 
-    def __init__(self, cfg: Config, run_dir: Union[str, Path], data: Optional[tuple[ImageData, ImageData]] = None):
+    def __init__(self, cfg: Config, run_dir: Union[str, Path], data: Optional[tuple[ImageData, ImageData]] = None,
+                 mask=None, schedule_start: int = 0, node: Optional[int] = None, ms_exclude: Sequence[int] = ()):
+        """``mask`` (per decision, the allowed choices), ``schedule_start``, ``node`` and ``ms_exclude`` make this
+        the trainer of one few-shot sub-supernet (see :mod:`nshot.train.fewshot`)."""
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.mask = tuple(tuple(int(c) for c in m) for m in mask) if mask is not None else None
+        self.schedule_start, self.node, self.ms_exclude = int(schedule_start), node, tuple(ms_exclude)
         self.device = resolve_device(cfg.device)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
@@ -98,17 +110,19 @@ class Trainer:
         self.train_data, self.eval_data = data if data is not None else load_data(cfg)
         self.train_data = self.train_data.to(self.device)
         in_channels = self.train_data.x.shape[1]
-        self.model = build_model(cfg, self.train_data.num_classes, in_channels).to(self.device)
+        self.model = build_model(cfg, self.train_data.num_classes, in_channels, self.mask,
+                                 init_salt=node or 0).to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.sampler = build_sampler(cfg.train.sampler, self.space, cfg.sampler.connected_only)
+        self.sampler = build_sampler(cfg.train.sampler, self.space, cfg.sampler.connected_only, mask=self.mask)
         self.complexity = get_complexity(cfg.space.name, cfg.calr.complexity,
                                          **space_shape(cfg, self.train_data.num_classes, in_channels))
         self.lr_policy = build_lr_policy(cfg.train.lr_policy, cfg.optim.lr, cfg.optim.lr_min, self.complexity,
                                          cfg.calr.gamma_max)
         self.grouping = None
         if cfg.train.optimizer == "ms_sgd":
+            fixed = [d for d, m in enumerate(self.mask) if len(m) < 2] if self.mask is not None else []
             self.grouping = build_grouping(cfg.ms.grouping, self.space, self.complexity, cfg.ms.edge, cfg.ms.groups,
-                                           cfg.seed)
+                                           cfg.seed, exclude_edges=sorted(set(self.ms_exclude) | set(fixed)))
             if isinstance(self.sampler, FairSampler) and cfg.ms.grouping != "edge":
                 raise ValueError("train.sampler=fair with train.optimizer=ms_sgd needs ms.grouping=edge (all paths "
                                  "of a FairNAS step share the op on the MS edge)")
@@ -128,13 +142,13 @@ class Trainer:
 
     # -- construction ------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, cfg: Config, run_dir: Union[str, Path], data=None) -> "Trainer":
+    def create(cls, cfg: Config, run_dir: Union[str, Path], data=None, **node) -> "Trainer":
         """Start a new run in ``run_dir`` (which must not already hold a run)."""
         run_dir = Path(run_dir)
         if (run_dir / "checkpoints").exists() or (run_dir / "config.yaml").exists():
             raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}` "
                               "or choose another run.dir")
-        trainer = cls(cfg, run_dir, data)  # loads data and builds the model before anything is written
+        trainer = cls(cfg, run_dir, data, **node)  # loads data and builds the model before anything is written
         run_dir.mkdir(parents=True, exist_ok=True)
         trainer._record_env("start")
         dump_config(cfg, run_dir / "config.yaml")   # last: a folder with config.yaml is a run that can be resumed
@@ -176,7 +190,7 @@ class Trainer:
         if state.get("space") != cfg.space.name:
             raise RunDirError(f"{source}: checkpoint is for space {state.get('space')!r}, its config says "
                               f"{cfg.space.name!r}")
-        trainer = cls(cfg, run_dir, data)
+        trainer = cls(cfg, run_dir, data, **node_args(state))
         trainer.load_state(state)
         trainer._keep_previous = source.name != "prev.pt"
         trainer.metrics.truncate_after(trainer.step)
@@ -208,7 +222,9 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {"format": FORMAT_VERSION, "kind": "supernet", "space": self.cfg.space.name,
                 "config": to_dict(self.cfg), "step": self.step, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "epoch_accumulators": dict(self._acc)}
+                "optimizer": self.optimizer.state_dict(), "epoch_accumulators": dict(self._acc),
+                "mask": [list(m) for m in self.mask] if self.mask is not None else None,
+                "schedule_start": self.schedule_start, "node": self.node, "ms_exclude": list(self.ms_exclude)}
 
     def load_state(self, state: dict[str, Any]) -> None:
         if state.get("space") != self.cfg.space.name:
@@ -237,7 +253,7 @@ class Trainer:
     # -- training ------------------------------------------------------------------------------------------
     def step_plan(self, t: int) -> tuple[list[str], Optional[int]]:
         """The architectures trained at iteration ``t`` and their momentum group (None without MS)."""
-        r = rng.step_rng(self.cfg.seed, rng.SAMPLER, t)
+        r = rng.step_rng(self.cfg.seed, rng.SAMPLER, t, self.node)
         if self.grouping is not None and isinstance(self.sampler, FairSampler):
             k = int(r.integers(self.grouping.num_groups))           # all m paths share op k on the MS edge
             return self.sampler.paths(r, forced={self.grouping.edge: k}), k
@@ -255,6 +271,7 @@ class Trainer:
         one host-device sync per step.
         """
         cfg, t, T = self.cfg, self.step, self.total_steps
+        s0 = self.schedule_start   # a sub-supernet that starts afresh has its own schedule over [s0, T]
         skip_bad = cfg.train.nonfinite == "skip"
         archs, group = self.step_plan(t)
         if cfg.data.augment:
@@ -264,13 +281,13 @@ class Trainer:
         else:
             x = normalize(x_uint8, self.train_data.mean, self.train_data.std)
         if len(archs) == 1:
-            lr, scales = self.lr_policy(t, T, archs[0]), [1.0]
+            lr, scales = self.lr_policy(t - s0, T - s0, archs[0]), [1.0]
         elif getattr(self.lr_policy, "subnet_aware", False):
             # Decision 4: one update for paths of different complexity -> base lr, each loss scaled by its factor.
             lr = self.lr_policy.lr0
-            scales = [self.lr_policy(t, T, a) / self.lr_policy.lr0 for a in archs]
+            scales = [self.lr_policy(t - s0, T - s0, a) / self.lr_policy.lr0 for a in archs]
         else:
-            lr, scales = self.lr_policy(t, T, archs[0]), [1.0] * len(archs)
+            lr, scales = self.lr_policy(t - s0, T - s0, archs[0]), [1.0] * len(archs)
         for pg in self.optimizer.param_groups:
             pg["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
@@ -372,11 +389,13 @@ class Trainer:
         """Ask the loop to checkpoint and return at the next step boundary (SIGINT/SIGTERM handler)."""
         self._stop_requested = True
 
-    def fit(self, max_steps: Optional[int] = None) -> list[dict[str, Any]]:
+    def fit(self, max_steps: Optional[int] = None, until: Optional[int] = None) -> list[dict[str, Any]]:
         """Train until the configured epochs are done (or ``max_steps`` more steps); returns epoch records."""
         cfg = self.cfg
         spe, bs = self.steps_per_epoch, cfg.train.batch_size
         stop_at = self.total_steps if max_steps is None else min(self.total_steps, self.step + max_steps)
+        if until is not None:
+            stop_at = min(stop_at, until)
         records: list[dict[str, Any]] = []
         progress = Progress(self.total_steps, self.step, cfg.run.progress, desc="train",
                             log_every=cfg.train.log_every_steps)

@@ -1,0 +1,216 @@
+"""Few-shot supernet training: a partition tree whose every node is trained by its own :class:`Trainer`.
+
+Phases are bounded by ``fewshot.split_epochs``. In each phase every current leaf trains (sequentially) up to
+the phase's end; at a split epoch each leaf is split — exhaustively on one decision (Few-Shot NAS) or where
+the ops' gradients disagree (GM-NAS) — and its children start from the parent's weights and optimizer state
+(``fewshot.inherit``) or afresh. A child that starts afresh at a split gets its own LR schedule over the
+remaining epochs. With GM-NAS, ``fewshot.restart_final`` re-initialises the children of the last split.
+
+Run directory: ``RUN/config.yaml``, ``RUN/fewshot.json`` (the tree, the split decisions and their evidence),
+``RUN/nodes/<id>/`` (each node's own metrics.jsonl and checkpoints). Resuming continues the node that was
+training, or the split that was interrupted.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+
+from .. import spaces
+from ..config import Config, dump_config
+from ..data import ImageData, augment_batch, epoch_batches, normalize
+from . import rng
+from .checkpoint import atomic_write_bytes
+from .gradmatch import choose_split
+from .partition import PartitionTree
+from .progress import Progress
+from .trainer import RunDirError, Trainer, load_data
+
+
+class FewShotRun:
+    """Trains a partition tree of sub-supernets as ``cfg.fewshot`` says."""
+
+    def __init__(self, cfg: Config, run_dir: Union[str, Path], data: Optional[tuple[ImageData, ImageData]] = None):
+        f = cfg.fewshot
+        if f.method not in ("exhaustive", "gm"):
+            raise ValueError(f"fewshot.method = {f.method!r}: FewShotRun needs exhaustive or gm")
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.space = spaces.get(cfg.space.name)
+        self.data = data if data is not None else load_data(cfg)
+        self.splits = sorted(f.split_epochs)
+        if any(not 0 <= e < cfg.train.epochs for e in self.splits) or len(set(self.splits)) != len(self.splits):
+            raise ValueError(f"fewshot.split_epochs = {f.split_epochs}: expected distinct epochs in [0, train.epochs)")
+        if f.method == "exhaustive" and len(self.splits) != 1:
+            raise ValueError("fewshot.method = exhaustive splits once: give exactly one split epoch (0 = from scratch)")
+        self.tree = PartitionTree(self.space)
+        self.state: dict[str, Any] = {"done_splits": 0, "finished_nodes": []}
+
+    # -- persistence -----------------------------------------------------------------------------------------
+    @property
+    def tree_path(self) -> Path:
+        return self.run_dir / "fewshot.json"
+
+    def _save_tree(self) -> None:
+        payload = {"tree": self.tree.to_dict(), **self.state}
+        atomic_write_bytes(self.tree_path, (json.dumps(payload, indent=1) + "\n").encode())
+
+    @classmethod
+    def create(cls, cfg: Config, run_dir: Union[str, Path], data=None) -> "FewShotRun":
+        run_dir = Path(run_dir)
+        if (run_dir / "config.yaml").exists():
+            raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}`")
+        run = cls(cfg, run_dir, data)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, run_dir / "config.yaml")
+        run._save_tree()
+        return run
+
+    @classmethod
+    def resume(cls, run_dir: Union[str, Path], data=None) -> "FewShotRun":
+        from ..config import load_config
+        run_dir = Path(run_dir)
+        if not (run_dir / "fewshot.json").is_file():
+            raise RunDirError(f"{run_dir} is not a few-shot run directory (no fewshot.json)")
+        run = cls(load_config(run_dir / "config.yaml"), run_dir, data)
+        payload = json.loads(run.tree_path.read_text())
+        run.tree = PartitionTree.from_dict(run.space, payload["tree"])
+        run.state = {k: payload[k] for k in ("done_splits", "finished_nodes")}
+        return run
+
+    def node_dir(self, node_id: int) -> Path:
+        return self.run_dir / "nodes" / str(node_id)
+
+    # -- nodes ----------------------------------------------------------------------------------------------
+    def _trainer(self, node_id: int, start_step: int, fresh: bool) -> Trainer:
+        """The node's trainer: resumed if it has a checkpoint, else created (inheriting from its parent)."""
+        d = self.node_dir(node_id)
+        if (d / "checkpoints").exists():
+            return Trainer.resume(d, data=self.data)
+        node = self.tree.nodes[node_id]
+        exclude = sorted(self.tree.split_decisions(node_id)) if node.parent is not None else []
+        sched = start_step if fresh else self._parent_schedule_start(node)
+        tr = Trainer.create(self.cfg, d, data=self.data, mask=node.mask, schedule_start=sched, node=node_id,
+                            ms_exclude=exclude)
+        if node.parent is not None and not fresh:
+            parent = Trainer.resume(self.node_dir(node.parent), data=self.data)
+            inherit(parent, tr)
+        tr.step = start_step
+        tr.save()
+        return tr
+
+    def _parent_schedule_start(self, node) -> int:
+        if node.parent is None:
+            return 0
+        from .checkpoint import load_checkpoint
+        return int(load_checkpoint(self.node_dir(node.parent) / "checkpoints").get("schedule_start", 0))
+
+    def _split(self, node_id: int, trainer: Trainer, level: int) -> None:
+        f = self.cfg.fewshot
+        node = self.tree.nodes[node_id]
+        if f.method == "exhaustive":
+            d = f.edge
+            groups = [[c] for c in node.mask[d]]
+            self.tree.split(node_id, d, groups, info={"method": "exhaustive"})
+        else:
+            done = self.tree.split_decisions(node_id)
+            candidates = [d for d in range(self.space.num_decisions) if d not in done and len(node.mask[d]) > 1]
+            out = choose_split(trainer.model, self.space, node.mask, candidates, self._gm_batch_fn(node_id),
+                               f.gm_batches, rng.step_rng(self.cfg.seed, rng.GRADMATCH, node_id))
+            self.tree.split(node_id, out["decision"], out["groups"], info={
+                "method": "gm", "level": level, "batches": f.gm_batches,
+                "candidates": {str(k): v for k, v in out["candidates"].items()}})
+
+    def _gm_batch_fn(self, node_id: int):
+        train = self.data[0]
+        bs = self.cfg.train.batch_size
+        idx = list(epoch_batches(len(train), bs, self.cfg.seed + 7919 * (node_id + 1), 0, drop_last=True))
+
+        def batch(i: int):
+            j = idx[i % len(idx)]
+            x = train.x[j]
+            x = (augment_batch(x, train.mean, train.std, seed=rng.torch_seed(self.cfg.seed, rng.GRADMATCH, i),
+                               pad=self.cfg.data.crop_padding, flip=self.cfg.data.flip)
+                 if self.cfg.data.augment else normalize(x, train.mean, train.std))
+            return x.to(self._device), train.y[j].to(self._device)
+        return batch
+
+    # -- the schedule ----------------------------------------------------------------------------------------
+    def fit(self) -> None:
+        """Train every phase; split at the split epochs; resumable at any point."""
+        cfg, f = self.cfg, self.cfg.fewshot
+        probe = Trainer(cfg, self.node_dir(0), data=self.data)   # steps per epoch, device
+        spe, self._device = probe.steps_per_epoch, probe.device
+        del probe
+        bounds = self.splits + [cfg.train.epochs]
+        for level, end_epoch in enumerate(bounds):
+            end = end_epoch * spe
+            start = (self.splits[level - 1] * spe) if level > 0 else 0
+            last = level == len(bounds) - 1
+            for node in [n for n in self.tree.leaves() if len(self.tree.split_decisions(n.id)) == level]:
+                if node.id in self.state["finished_nodes"]:
+                    continue
+                fresh = node.parent is None or not f.inherit or (f.method == "gm" and f.restart_final and last)
+                tr = self._trainer(node.id, start, fresh and node.parent is not None)
+                if tr.step < end:
+                    tr.fit(until=end)
+                    if tr.step < end:   # stopped by a signal
+                        return
+                if not last:
+                    self._split(node.id, tr, level)
+                self.state["finished_nodes"].append(node.id)
+                self._save_tree()
+            self.state["done_splits"] = min(level + 1, len(self.splits))
+            self._save_tree()
+
+    @property
+    def done(self) -> bool:
+        return all(n.id in self.state["finished_nodes"] for n in self.tree.leaves()) and \
+            self.state["done_splits"] == len(self.splits)
+
+
+def inherit(parent: Trainer, child: Trainer) -> None:
+    """Copy the parent's weights and optimizer state into the child, matching parameters by name."""
+    psd = parent.model.state_dict()
+    child.model.load_state_dict({k: psd[k] for k in child.model.state_dict()})
+    pnames = [n for n, _ in parent.model.named_parameters()]
+    cnames = [n for n, _ in child.model.named_parameters()]
+    pstate = parent.optimizer.state_dict()
+    index = {n: i for i, n in enumerate(pnames)}
+    state = {ci: pstate["state"][index[n]] for ci, n in enumerate(cnames) if index[n] in pstate["state"]}
+    cstate = child.optimizer.state_dict()
+    cstate["state"] = state
+    if type(parent.optimizer) is not type(child.optimizer):
+        raise ValueError("parent and child optimizers differ")
+    child.optimizer.load_state_dict(cstate)
+
+
+class PartitionedSupernet(torch.nn.Module):
+    """The leaves of a trained partition tree as one network: ``net(x, arch)`` runs the sub-supernet that
+    contains ``arch``, so scoring, ranking and search work unchanged on a few-shot run."""
+
+    def __init__(self, tree: PartitionTree, leaves: dict[int, torch.nn.Module]):
+        super().__init__()
+        self.tree = tree
+        self.leaves = torch.nn.ModuleDict({str(k): m for k, m in leaves.items()})
+
+    def forward(self, x: torch.Tensor, arch: str) -> torch.Tensor:
+        return self.leaves[str(self.tree.route(arch).id)](x, arch)
+
+
+def load_partitioned(run_dir: Union[str, Path], data: tuple[ImageData, ImageData]) -> tuple[Config, PartitionedSupernet, int, int]:
+    """(config, partitioned supernet, step, total steps) of a finished or partial few-shot run."""
+    run = FewShotRun.resume(run_dir, data=data)
+    leaves, steps, total = {}, [], 0
+    for node in run.tree.leaves():
+        d = run.node_dir(node.id)
+        if not (d / "checkpoints").exists():
+            raise RunDirError(f"{run_dir}: sub-supernet {node.id} has not started training yet; "
+                              f"continue with `nshot train --resume {run_dir}`")
+        tr = Trainer.resume(d, data=data)
+        leaves[node.id] = tr.model
+        steps.append(tr.step)
+        total = tr.total_steps
+    return run.cfg, PartitionedSupernet(run.tree, leaves), min(steps), total

@@ -1,0 +1,138 @@
+"""Gradient matching (GM-NAS, decision 11): where do the candidate ops of a decision disagree?
+
+For a candidate decision e of a (sub-)supernet, each of R batches draws one path inside the node's mask;
+for every allowed op o at e the path is run with o at e on the same batch, and the gradients of all shared
+weights (everything but e's own ops) are flattened. The distance of ops i, j is 1 - cos(g_i, g_j), averaged
+over the R batches. The allowed ops are split into 2 groups of balanced sizes with the minimum intra-group
+distance; the decision whose best split has the largest cross-group distance is split.
+"""
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..spaces import SearchSpace
+from .partition import Mask, sample_in_mask
+
+
+def decision_param_names(model: torch.nn.Module, decision: int) -> set[str]:
+    """Names of the parameters that belong to the candidate ops of ``decision`` (NB201: edge ``decision`` in
+    every cell), which gradient matching leaves out."""
+    marker = f".edges.{decision}."
+    return {n for n, _ in model.named_parameters() if marker in f".{n}"}
+
+
+def shared_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, arch: str,
+                     names: Sequence[str]) -> torch.Tensor:
+    """Flattened gradient of the loss of ``arch`` on (x, y) w.r.t. the parameters ``names`` (zeros where a
+    parameter gets no gradient on this path)."""
+    params = dict(model.named_parameters())
+    model.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x, arch), y).backward()
+    flat = [params[n].grad.reshape(-1) if params[n].grad is not None else torch.zeros_like(params[n]).reshape(-1)
+            for n in names]
+    model.zero_grad(set_to_none=True)
+    return torch.cat(flat)
+
+
+def cosine_distance_matrix(grads: list[torch.Tensor], eps: float = 1e-6) -> np.ndarray:
+    """1 - cos between every pair of gradient vectors."""
+    g = torch.stack(grads)
+    norms = g.norm(dim=1)
+    cos = (g @ g.T) / (norms[:, None] * norms[None, :] + eps)
+    d = (1.0 - cos).double().cpu().numpy()
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def _base_path(space: SearchSpace, mask: Mask, decision: int, rng: np.random.Generator,
+               tries: int = 100) -> list[int]:
+    """A path inside the mask on which the candidate decision matters: for spaces that know which decisions are
+    live (NB201 edges that reach the output), re-draw until it is live with a non-``none`` op; a dead candidate
+    edge would give every op the same gradient and only dilute the distances."""
+    live_fn = getattr(space, "live_edges", None)
+    probe = next((o for o in mask[decision] if o != 0), None)
+    for _ in range(tries):
+        base = list(space.decode(sample_in_mask(space, mask, rng)))
+        if live_fn is None or probe is None:
+            return base
+        trial = list(base)
+        trial[decision] = probe
+        if live_fn(space.encode(trial))[decision]:
+            return base
+    return base
+
+
+def gm_distances(model: torch.nn.Module, space: SearchSpace, mask: Mask, decision: int,
+                 batches: Iterable[tuple[torch.Tensor, torch.Tensor]], rng: np.random.Generator) -> np.ndarray:
+    """Mean over ``batches`` of the pairwise distance matrix between the allowed ops of ``decision``."""
+    ops = list(mask[decision])
+    excluded = decision_param_names(model, decision)
+    names = [n for n, p in model.named_parameters() if p.requires_grad and n not in excluded]
+    total, count = np.zeros((len(ops), len(ops))), 0
+    was_training = model.training
+    model.train()
+    for x, y in batches:
+        base = _base_path(space, mask, decision, rng)
+        grads = []
+        for o in ops:
+            base[decision] = o
+            grads.append(shared_gradients(model, x, y, space.encode(base), names))
+        total += cosine_distance_matrix(grads)
+        count += 1
+    model.train(was_training)
+    if count == 0:
+        raise ValueError("gradient matching needs at least one batch")
+    return total / count
+
+
+def best_partition(distances: np.ndarray, groups: int = 2) -> tuple[list[list[int]], float, float]:
+    """Split items 0..n-1 into ``groups`` groups of balanced sizes minimising the summed intra-group distance.
+
+    Returns (groups, intra-group distance, cross-group distance). Only 2 groups are supported for n > 2
+    groups... (GM-NAS uses 2 on NB201 and DARTS).
+    """
+    n = len(distances)
+    if groups != 2:
+        raise ValueError(f"gradient-matching splits into 2 groups, got {groups}")
+    if n < 2:
+        raise ValueError("a decision with fewer than 2 allowed choices cannot be split")
+    total = float(np.triu(distances, 1).sum())
+    small = n // 2
+    best: Optional[tuple[float, list[int]]] = None
+    for first in combinations(range(n), small):
+        rest = [i for i in range(n) if i not in first]
+        if n % 2 == 0 and 0 not in first:   # each balanced split once when both halves have equal size
+            continue
+        intra = sum(distances[i, j] for i, j in combinations(first, 2)) + \
+            sum(distances[i, j] for i, j in combinations(rest, 2))
+        if best is None or intra < best[0] - 1e-12:
+            best = (float(intra), list(first))
+    assert best is not None
+    first = best[1]
+    parts = [first, [i for i in range(n) if i not in first]]
+    return parts, best[0], total - best[0]
+
+
+def choose_split(model: torch.nn.Module, space: SearchSpace, mask: Mask, candidates: Sequence[int],
+                 batch_fn: Callable[[int], tuple[torch.Tensor, torch.Tensor]], num_batches: int,
+                 rng: np.random.Generator) -> dict:
+    """Score every candidate decision; return the chosen decision, its op groups (choice indices) and, per
+    candidate, the distance matrix, the best partition and its cross-group distance."""
+    report = {}
+    for d in candidates:
+        if len(mask[d]) < 2:
+            continue
+        dist = gm_distances(model, space, mask, d, (batch_fn(i) for i in range(num_batches)), rng)
+        parts, intra, cross = best_partition(dist)
+        ops = list(mask[d])
+        report[d] = {"ops": ops, "distances": dist.tolist(), "groups": [[ops[i] for i in p] for p in parts],
+                     "intra": intra, "cross": cross}
+    if not report:
+        raise ValueError("no decision of this node has two or more allowed choices left to split")
+    chosen = max(report, key=lambda d: (report[d]["cross"], -d))
+    return {"decision": chosen, "groups": report[chosen]["groups"], "candidates": report}
