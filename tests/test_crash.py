@@ -316,3 +316,61 @@ def test_sigkill_while_ranking_resumes_from_the_cache(refs, tmp_path, capsys):
     rb["protocol"].pop("run_dir")
     assert ra == rb
     assert (a / "rank.csv").read_text() == (b / "rank.csv").read_text()
+
+
+# -- kill / resume a few-shot (GM-NAS) run, including mid-split ------------------------------------------
+
+SLOW_SPLIT = '''
+import os, sys, time
+from pathlib import Path
+import nshot.train.fewshot as fs
+
+marker, original = Path(os.environ["CRASH_MARKER"]), fs.choose_split
+
+
+def slow_split(*args, **kwargs):
+    marker.touch()          # the parent finished its phase; the split estimate is under way
+    time.sleep(120)
+    return original(*args, **kwargs)
+
+
+fs.choose_split = slow_split
+from nshot.cli import main
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_sigkill_few_shot_mid_split_and_mid_phase_is_bit_identical(tmp_path, capsys):
+    cfg = copy.deepcopy(BASE)
+    cfg["train"].update({"epochs": 3})
+    cfg["fewshot"] = {"method": "gm", "split_epochs": [1, 2], "gm_batches": 2, "inherit": True}
+    path = tmp_path / "gm.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    assert main(["train", str(path), "--run-dir", str(ref)]) == 0
+    capsys.readouterr()
+    # kill 1: inside the first split estimate (the root has finished its phase)
+    script, marker = tmp_path / "slow_split.py", tmp_path / "in_split"
+    script.write_text(SLOW_SPLIT)
+    proc = spawn(["train", str(path), "--run-dir", str(run)], tmp_path / "log1.txt", script=script,
+                 env={"CRASH_MARKER": str(marker)})
+    assert wait_until(marker.exists, proc), (tmp_path / "log1.txt").read_text()
+    assert kill(proc)
+    # kill 2: after a child sub-supernet has written a checkpoint (mid-phase of the second level)
+    proc = spawn(["train", "--resume", str(run)], tmp_path / "log2.txt")
+    child_ckpt = run / "nodes" / "1" / "checkpoints" / "last.pt"
+    wait_until(child_ckpt.exists, proc)
+    kill(proc)
+    assert main(["train", "--resume", str(run)]) == 0
+    assert "finished" in capsys.readouterr().out
+    tree_ref = json.loads((ref / "fewshot.json").read_text())["tree"]
+    tree_run = json.loads((run / "fewshot.json").read_text())["tree"]
+    assert tree_ref == tree_run          # same splits, same evidence
+    leaves = [n["id"] for n in tree_ref["nodes"] if not n["children"]]
+    assert len(leaves) == 4
+    for leaf in leaves:
+        a = load_checkpoint(run / "nodes" / str(leaf) / "checkpoints")
+        b = load_checkpoint(ref / "nodes" / str(leaf) / "checkpoints")
+        assert a["step"] == b["step"]
+        assert_same_tensors(a["model"], b["model"], f"leaf {leaf} model")
+        assert_same_tensors(a["optimizer"]["state"], b["optimizer"]["state"], f"leaf {leaf} optimizer")

@@ -13,6 +13,7 @@ training, or the split that was interrupted.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -87,8 +88,10 @@ class FewShotRun:
     def _trainer(self, node_id: int, start_step: int, fresh: bool) -> Trainer:
         """The node's trainer: resumed if it has a checkpoint, else created (inheriting from its parent)."""
         d = self.node_dir(node_id)
-        if (d / "checkpoints").exists():
+        if (d / "checkpoints" / "last.pt").exists() or (d / "checkpoints" / "prev.pt").exists():
             return Trainer.resume(d, data=self.data)
+        if d.exists():   # killed while the node was being created: nothing of it was trained, start it again
+            shutil.rmtree(d)
         node = self.tree.nodes[node_id]
         exclude = sorted(self.tree.split_decisions(node_id)) if node.parent is not None else []
         sched = start_step if fresh else self._parent_schedule_start(node)
