@@ -75,12 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("overrides", nargs="*", help="key.sub=value overrides of the data/device settings")
     a.add_argument("--config", help="YAML config for data/device (default: the run's config, else defaults)")
     a.add_argument("--run-dir", help="where to write (default runs/arch-<time>)")
-    a.add_argument("--epochs", type=int, default=200)
-    a.add_argument("--batch-size", type=int, default=256)
+    a.add_argument("--epochs", type=_positive_int, default=200)
+    a.add_argument("--batch-size", type=_positive_int, default=256)
     a.add_argument("--lr", type=float, default=0.1)
     a.add_argument("--weight-decay", type=float, default=5e-4)
-    a.add_argument("--C", type=int, default=16)
-    a.add_argument("--N", type=int, default=5)
+    a.add_argument("--C", type=_positive_int, default=16)
+    a.add_argument("--N", type=_positive_int, default=5)
 
     rep = sub.add_parser("report", help="write RUN/report.html (plots and tables of a run)",
                          description="One self-contained HTML page: training curves, lr used, score vs ground "
@@ -100,11 +100,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is invalid: expected an integer >= 1")
+    return value
+
+
 def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bn", default="batch", choices=["batch", "recal"],
                    help="BN mode: batch statistics (default) or running statistics re-calibrated per architecture")
-    p.add_argument("--recal-batches", type=int, default=10, help="training batches for --bn recal (default 10)")
-    p.add_argument("--eval-images", type=int, help="score on the first N held-out images only")
+    p.add_argument("--recal-batches", type=_positive_int, default=10, help="training batches for --bn recal (default 10)")
+    p.add_argument("--eval-images", type=_positive_int, help="score on the first N held-out images only")
     p.add_argument("--device", help="override the run's device (cpu, cuda)")
     p.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"])
 
@@ -238,6 +248,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         commands = {"train": _cmd_train, "quickstart": _cmd_quickstart, "rank": _cmd_rank, "search": _cmd_search,
                     "train-arch": _cmd_train_arch, "report": _cmd_report}
         return commands[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted (training checkpoints at the next step on Ctrl-C; `--resume` continues; scoring "
+              "resumes from scores.csv)", file=sys.stderr)
+        return 130
     except (ConfigError, DataError, RunDirError, CheckpointError, OSError, FloatingPointError,
             ValueError) as exc:
         if os.environ.get("NSHOT_DEBUG"):

@@ -20,7 +20,7 @@ GM = ["fewshot.method=gm", "fewshot.split_epochs=[1,2]", "fewshot.gm_batches=2",
 def _leaf_states(run):
     out = {}
     for leaf in run.tree.leaves():
-        tr = Trainer.resume(run.node_dir(leaf.id), data=run.data)
+        tr = Trainer.resume(run.node_dir(leaf.id), data=run.data, fewshot_node=True)
         out[leaf.id] = (tr.model.state_dict(), tr.optimizer.state_dict()["state"], tr.step)
     return out
 
@@ -33,7 +33,7 @@ def test_exhaustive_split_routes_and_samples_inside_masks(tmp_path, tiny_data):
     assert run.done and len(run.tree.leaves()) == 5
     assert sorted(l.mask[0] for l in run.tree.leaves()) == [(0,), (1,), (2,), (3,), (4,)]
     for leaf in run.tree.leaves():
-        tr = Trainer.resume(run.node_dir(leaf.id), data=tiny_data)
+        tr = Trainer.resume(run.node_dir(leaf.id), data=tiny_data, fewshot_node=True)
         assert tr.step == tr.total_steps and tr.schedule_start == 0    # from scratch: the full schedule
         assert tr.grouping.edge != 0                                   # MS never on the split edge
         for t in range(6):
@@ -46,7 +46,7 @@ def test_exhaustive_split_routes_and_samples_inside_masks(tmp_path, tiny_data):
     s = Scorer(loaded.model, tiny_data[1], progress="none").score_many(archs)
     for arch, score in zip(archs, s):
         leaf = run.tree.route(arch)
-        direct = Scorer(Trainer.resume(run.node_dir(leaf.id), data=tiny_data).model, tiny_data[1],
+        direct = Scorer(Trainer.resume(run.node_dir(leaf.id), data=tiny_data, fewshot_node=True).model, tiny_data[1],
                         progress="none").score(arch)
         assert score == direct
 
@@ -81,11 +81,11 @@ def test_restart_final_reinitialises_the_last_children(tmp_path, tiny_data):
     run.fit()
     spe = 3
     for leaf in run.tree.leaves():
-        tr = Trainer.resume(run.node_dir(leaf.id), data=tiny_data)
+        tr = Trainer.resume(run.node_dir(leaf.id), data=tiny_data, fewshot_node=True)
         assert tr.schedule_start == 2 * spe          # a fresh schedule over the remaining epochs
     mids = [n for n in run.tree.nodes if n.parent == 0]
     for n in mids:
-        assert Trainer.resume(run.node_dir(n.id), data=tiny_data).schedule_start == 0   # inherited
+        assert Trainer.resume(run.node_dir(n.id), data=tiny_data, fewshot_node=True).schedule_start == 0   # inherited
 
 
 def test_resume_across_splits_equals_uninterrupted(tmp_path, tiny_data, monkeypatch):
@@ -127,3 +127,23 @@ def test_bad_fewshot_configs(tmp_path, tiny_data):
     with pytest.raises(ValueError, match="exactly one split epoch"):
         FewShotRun(load_config(None, tiny_overrides("fewshot.method=exhaustive", "fewshot.split_epochs=[0,1]")),
                    tmp_path / "x", data=tiny_data)
+
+
+def test_one_ms_edge_for_the_whole_run_never_split(tmp_path, tiny_data, capsys):
+    from nshot.cli import main
+    from nshot.train.trainer import RunDirError
+    cfg = load_config(None, tiny_overrides(*GM, "train.optimizer=ms_sgd"))
+    run = FewShotRun.create(cfg, tmp_path / "gm", data=tiny_data)
+    run.fit()
+    edges = {Trainer.resume(run.node_dir(n.id), data=tiny_data, fewshot_node=True).grouping.edge for n in run.tree.nodes}
+    assert edges == {run.ms_edge}
+    assert all(n.split_decision != run.ms_edge for n in run.tree.nodes if n.children)
+    # a node directory is not resumed (or scored) on its own: the whole run is
+    with pytest.raises(RunDirError, match="belongs to a few-shot run"):
+        Trainer.resume(run.node_dir(1), data=tiny_data)
+    with pytest.raises(ValueError, match="is the edge fewshot.method=exhaustive splits"):
+        FewShotRun(load_config(None, tiny_overrides("fewshot.method=exhaustive", "train.optimizer=ms_sgd",
+                                                    "ms.edge=0")), tmp_path / "x", data=tiny_data)
+    with pytest.raises(ValueError, match="fewshot.edge = 9 is out of range"):
+        FewShotRun(load_config(None, tiny_overrides("fewshot.method=exhaustive", "fewshot.edge=9")),
+                   tmp_path / "y", data=tiny_data)

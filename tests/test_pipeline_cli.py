@@ -44,6 +44,7 @@ def test_rank_writes_protocol_and_metrics(pipeline, capsys):
     assert rep["protocol"]["n"] == 12 and rep["protocol"]["bn_mode"] == "batch"
     assert rep["protocol"]["metric"] == "cifar10/test" and rep["protocol"]["checkpoint_step"] > 0
     assert len(rep["fairness"]) == 5
+    assert (run / "rank-n12.json").is_file() and (run / "rank-n12.csv").is_file()   # kept per subset
     lines = (run / "rank.csv").read_text().splitlines()
     assert lines[0] == "arch,score,truth,params,score_rank,truth_rank" and len(lines) == 13
     cached = len((run / "scores.csv").read_text().splitlines())

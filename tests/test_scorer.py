@@ -105,3 +105,22 @@ def test_load_run(tmp_path, tiny_data):
     run = load_run(tmp_path / "r", data=tiny_data)
     assert run.step == tr.step == run.total_steps
     assert all(torch.equal(a, b) for a, b in zip(run.model.state_dict().values(), tr.model.state_dict().values()))
+
+
+def test_batch_mode_uses_batch_statistics_even_when_the_supernet_tracks_running_stats(tiny_data):
+    from nshot.nn import BNConfig
+    _, evald = tiny_data
+    torch.manual_seed(0)
+    plain = nb201_supernet(C=4, N=1, num_classes=4)
+    torch.manual_seed(0)
+    tracked = nb201_supernet(C=4, N=1, num_classes=4, bn=BNConfig(track_running_stats=True))
+    tracked.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():               # running statistics far from the data: eval mode would use them
+        for m in tracked.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.fill_(5.0)
+    before = {k: v.clone() for k, v in tracked.state_dict().items()}
+    a = Scorer(plain, evald, ScoreProtocol(eval_batch_size=32), progress="none").score_many(ARCHS)
+    b = Scorer(tracked, evald, ScoreProtocol(eval_batch_size=32), progress="none").score_many(ARCHS)
+    assert a == b
+    assert all(torch.equal(v, before[k]) for k, v in tracked.state_dict().items())

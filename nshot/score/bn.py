@@ -35,6 +35,23 @@ def running_stats_mode(model: nn.Module) -> Iterator[None]:
             bn.running_mean, bn.running_var, bn.num_batches_tracked = mean, var, nbt
 
 
+@contextmanager
+def batch_stats_mode(model: nn.Module) -> Iterator[None]:
+    """Inside the block every BN normalises with the statistics of the batch it sees, also in eval mode (a BN
+    without running buffers does); on exit the running statistics and flags are restored untouched."""
+    saved = []
+    for bn in batchnorms(model):
+        saved.append((bn, bn.track_running_stats, bn.running_mean, bn.running_var, bn.num_batches_tracked))
+        bn.track_running_stats = False
+        bn.running_mean = bn.running_var = bn.num_batches_tracked = None
+    try:
+        yield
+    finally:
+        for bn, track, mean, var, nbt in saved:
+            bn.track_running_stats = track
+            bn.running_mean, bn.running_var, bn.num_batches_tracked = mean, var, nbt
+
+
 @torch.no_grad()
 def recalibrate(model: nn.Module, batches: list[torch.Tensor], arch) -> None:
     """Reset running statistics and re-estimate them for ``arch`` on ``batches`` (normalised inputs).

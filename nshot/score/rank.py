@@ -51,6 +51,17 @@ def _json_default(o):
     raise TypeError(type(o).__name__)
 
 
+def subset_tag(subset) -> str:
+    """A file-name tag for a subset: all, kendall327, the file's stem, or nN."""
+    text = str(subset)
+    if text.isdigit():
+        return f"n{text}"
+    if text in ("all", "kendall327"):
+        return text
+    stem = Path(text).stem
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or "subset"
+
+
 def rank_run(run_dir: Union[str, Path], benchmark: str = "nb201", metric: str = "cifar10/test",
              subset: str = "all", table: Optional[str] = None, bn_mode: str = "batch", recal_batches: int = 0,
              eval_images: Optional[int] = None, device: Optional[str] = None, progress: str = "auto",
@@ -71,7 +82,10 @@ def rank_run(run_dir: Union[str, Path], benchmark: str = "nb201", metric: str = 
     report = rank_report(archs, scores, truth, complexity)
     report["protocol"] = {**protocol_record(run, scorer), "benchmark": bench.name, "metric": metric,
                           "subset": str(subset), "n": len(archs), "complexity": "params of the stand-alone network"}
-    _write_json(run.run_dir / "rank.json", report)
+    tag = subset_tag(subset)
+    _write_json(run.run_dir / "rank.json", report)          # the latest ranking (what the report shows)
+    _write_json(run.run_dir / f"rank-{tag}.json", report)   # kept per subset: 327-cell and all-cell rankings
+    report["protocol"]["files"] = [f"rank-{tag}.json", f"rank-{tag}.csv"]
     order_s = (-scores).argsort(kind="stable").argsort(kind="stable") + 1
     order_t = (-truth).argsort(kind="stable").argsort(kind="stable") + 1
     buf = io.StringIO()
@@ -80,6 +94,7 @@ def rank_run(run_dir: Union[str, Path], benchmark: str = "nb201", metric: str = 
     for i, a in enumerate(archs):
         w.writerow([a, repr(float(scores[i])), repr(float(truth[i])), int(complexity[i]), int(order_s[i]), int(order_t[i])])
     atomic_write_bytes(run.run_dir / "rank.csv", buf.getvalue().encode())
+    atomic_write_bytes(run.run_dir / f"rank-{tag}.csv", buf.getvalue().encode())
     return report
 
 

@@ -50,6 +50,9 @@ def load_run(run_dir: Union[str, Path], device: Optional[str] = None,
     if state.get("space") != cfg.space.name:
         raise RunDirError(f"{run_dir}: checkpoint is for space {state.get('space')!r}, its config says "
                           f"{cfg.space.name!r}")
+    if state.get("node") is not None:
+        top = run_dir.parent.parent if run_dir.parent.name == "nodes" else run_dir
+        raise RunDirError(f"{run_dir} is one sub-supernet of a few-shot run: score the whole run ({top})")
     dev = resolve_device(device or cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)

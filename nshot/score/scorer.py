@@ -16,7 +16,7 @@ import torch
 
 from ..data import ImageData, epoch_batches, normalize
 from ..train.progress import Progress
-from .bn import recalibrate, running_stats_mode
+from .bn import batch_stats_mode, recalibrate, running_stats_mode
 
 BN_MODES = ("batch", "recal")
 FLUSH_SECONDS = 2.0   # scores are appended to the cache at least this often (and every flush_every archs)
@@ -152,9 +152,10 @@ class Scorer:
                             pending.append((arch, self._evaluate(arch)))
                             pending = self._flush(pending, flush_every, bar)
                 else:
-                    for arch in todo:
-                        pending.append((arch, self._evaluate(arch)))
-                        pending = self._flush(pending, flush_every, bar)
+                    with batch_stats_mode(self.model):   # even a supernet that tracks running statistics
+                        for arch in todo:
+                            pending.append((arch, self._evaluate(arch)))
+                            pending = self._flush(pending, flush_every, bar)
             finally:
                 self._flush(pending, 1, bar)
                 bar.close()

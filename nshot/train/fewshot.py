@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -22,10 +23,11 @@ import torch
 
 from .. import spaces
 from ..config import Config, dump_config
-from ..data import ImageData, augment_batch, epoch_batches, normalize
+from ..data import ImageData, augment_batch, epoch_batches, normalize, num_batches
 from . import rng
 from .checkpoint import atomic_write_bytes
 from .gradmatch import choose_split
+from .grouping import resolve_edge
 from .partition import PartitionTree
 from .progress import Progress
 from .trainer import RunDirError, Trainer, load_data
@@ -46,8 +48,27 @@ class FewShotRun:
             raise ValueError(f"fewshot.split_epochs = {f.split_epochs}: expected distinct epochs in [0, train.epochs)")
         if f.method == "exhaustive" and len(self.splits) != 1:
             raise ValueError("fewshot.method = exhaustive splits once: give exactly one split epoch (0 = from scratch)")
+        if not 0 <= f.edge < self.space.num_decisions:
+            raise ValueError(f"fewshot.edge = {f.edge} is out of range 0..{self.space.num_decisions - 1}")
+        if f.method == "gm" and len(self.splits) > self.space.num_decisions - (cfg.train.optimizer == "ms_sgd"):
+            raise ValueError(f"fewshot.split_epochs has {len(self.splits)} splits, but only "
+                             f"{self.space.num_decisions} decisions (minus the MS edge) can be split")
+        self.ms_edge = self._resolve_ms_edge()
+        if self.ms_edge is not None:   # every node uses the same MS edge, so inherited buffers keep their meaning
+            self.cfg = replace(cfg, ms=replace(cfg.ms, edge=str(self.ms_edge)))
         self.tree = PartitionTree(self.space)
         self.state: dict[str, Any] = {"done_splits": 0, "finished_nodes": []}
+
+    def _resolve_ms_edge(self) -> Optional[int]:
+        """The one momentum-separation edge of the whole run: never the exhaustive split edge, and never
+        offered to gradient matching."""
+        cfg = self.cfg
+        if cfg.train.optimizer != "ms_sgd" or cfg.ms.grouping != "edge":
+            return None
+        exclude = [cfg.fewshot.edge] if cfg.fewshot.method == "exhaustive" else []
+        if cfg.ms.edge != "random" and int(cfg.ms.edge) in exclude:
+            raise ValueError(f"ms.edge = {cfg.ms.edge} is the edge fewshot.method=exhaustive splits; choose another")
+        return resolve_edge(cfg.ms.edge, self.space, cfg.seed, exclude)
 
     # -- persistence -----------------------------------------------------------------------------------------
     @property
@@ -65,8 +86,8 @@ class FewShotRun:
             raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}`")
         run = cls(cfg, run_dir, data)
         run_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, run_dir / "config.yaml")
-        run._save_tree()
+        run._save_tree()                                 # first: a folder with fewshot.json is a few-shot run
+        dump_config(run.cfg, run_dir / "config.yaml")
         return run
 
     @classmethod
@@ -75,6 +96,9 @@ class FewShotRun:
         run_dir = Path(run_dir)
         if not (run_dir / "fewshot.json").is_file():
             raise RunDirError(f"{run_dir} is not a few-shot run directory (no fewshot.json)")
+        if not (run_dir / "config.yaml").is_file():
+            raise RunDirError(f"{run_dir} was interrupted while being created (no config.yaml): nothing was "
+                              "trained; remove it and start the run again")
         run = cls(load_config(run_dir / "config.yaml"), run_dir, data)
         payload = json.loads(run.tree_path.read_text())
         run.tree = PartitionTree.from_dict(run.space, payload["tree"])
@@ -89,7 +113,9 @@ class FewShotRun:
         """The node's trainer: resumed if it has a checkpoint, else created (inheriting from its parent)."""
         d = self.node_dir(node_id)
         if (d / "checkpoints" / "last.pt").exists() or (d / "checkpoints" / "prev.pt").exists():
-            return Trainer.resume(d, data=self.data)
+            tr = Trainer.resume(d, data=self.data, fewshot_node=True)
+            tr.resume_hint = self.run_dir
+            return tr
         if d.exists():   # killed while the node was being created: nothing of it was trained, start it again
             shutil.rmtree(d)
         node = self.tree.nodes[node_id]
@@ -97,8 +123,9 @@ class FewShotRun:
         sched = start_step if fresh else self._parent_schedule_start(node)
         tr = Trainer.create(self.cfg, d, data=self.data, mask=node.mask, schedule_start=sched, node=node_id,
                             ms_exclude=exclude)
+        tr.resume_hint = self.run_dir
         if node.parent is not None and not fresh:
-            parent = Trainer.resume(self.node_dir(node.parent), data=self.data)
+            parent = Trainer.resume(self.node_dir(node.parent), data=self.data, fewshot_node=True)
             inherit(parent, tr)
         tr.step = start_step
         tr.save()
@@ -119,7 +146,8 @@ class FewShotRun:
             self.tree.split(node_id, d, groups, info={"method": "exhaustive"})
         else:
             done = self.tree.split_decisions(node_id)
-            candidates = [d for d in range(self.space.num_decisions) if d not in done and len(node.mask[d]) > 1]
+            candidates = [d for d in range(self.space.num_decisions)
+                          if d not in done and d != self.ms_edge and len(node.mask[d]) > 1]
             out = choose_split(trainer.model, self.space, node.mask, candidates, self._gm_batch_fn(node_id),
                                f.gm_batches, rng.step_rng(self.cfg.seed, rng.GRADMATCH, node_id))
             self.tree.split(node_id, out["decision"], out["groups"], info={
@@ -155,7 +183,11 @@ class FewShotRun:
             for node in [n for n in self.tree.leaves() if len(self.tree.split_decisions(n.id)) == level]:
                 if node.id in self.state["finished_nodes"]:
                     continue
-                fresh = node.parent is None or not f.inherit or (f.method == "gm" and f.restart_final and last)
+                # GM-NAS children always inherit, except after the last split with restart_final (decision 11)
+                if f.method == "gm":
+                    fresh = f.restart_final and last
+                else:
+                    fresh = not f.inherit
                 tr = self._trainer(node.id, start, fresh and node.parent is not None)
                 if tr.step < end:
                     tr.fit(until=end)
@@ -178,8 +210,8 @@ def inherit(parent: Trainer, child: Trainer) -> None:
     """Copy the parent's weights and optimizer state into the child, matching parameters by name."""
     psd = parent.model.state_dict()
     child.model.load_state_dict({k: psd[k] for k in child.model.state_dict()})
-    pnames = [n for n, _ in parent.model.named_parameters()]
-    cnames = [n for n, _ in child.model.named_parameters()]
+    pnames = [n for n, p in parent.model.named_parameters() if p.requires_grad]   # the optimizers' order
+    cnames = [n for n, p in child.model.named_parameters() if p.requires_grad]
     pstate = parent.optimizer.state_dict()
     index = {n: i for i, n in enumerate(pnames)}
     state = {ci: pstate["state"][index[n]] for ci, n in enumerate(cnames) if index[n] in pstate["state"]}
@@ -205,15 +237,22 @@ class PartitionedSupernet(torch.nn.Module):
 
 def load_partitioned(run_dir: Union[str, Path], data: tuple[ImageData, ImageData]) -> tuple[Config, PartitionedSupernet, int, int]:
     """(config, partitioned supernet, step, total steps) of a finished or partial few-shot run."""
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .trainer import build_model
     run = FewShotRun.resume(run_dir, data=data)
-    leaves, steps, total = {}, [], 0
+    train = data[0]
+    leaves, steps = {}, []
     for node in run.tree.leaves():
         d = run.node_dir(node.id)
-        if not (d / "checkpoints").exists():
-            raise RunDirError(f"{run_dir}: sub-supernet {node.id} has not started training yet; "
-                              f"continue with `nshot train --resume {run_dir}`")
-        tr = Trainer.resume(d, data=data)
-        leaves[node.id] = tr.model
-        steps.append(tr.step)
-        total = tr.total_steps
+        try:
+            state = load_checkpoint(d / "checkpoints")      # read only: scoring never writes into the run
+        except CheckpointError:
+            raise RunDirError(f"{run_dir}: sub-supernet {node.id} has no checkpoint yet; "
+                              f"continue with `nshot train --resume {run_dir}`") from None
+        model = build_model(run.cfg, train.num_classes, train.x.shape[1], state.get("mask"),
+                            init_salt=state.get("node") or 0)
+        model.load_state_dict(state["model"])
+        leaves[node.id] = model
+        steps.append(int(state["step"]))
+    total = run.cfg.train.epochs * num_batches(len(train), run.cfg.train.batch_size, run.cfg.train.drop_last)
     return run.cfg, PartitionedSupernet(run.tree, leaves), min(steps), total

@@ -103,6 +103,7 @@ class Trainer:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.mask = tuple(tuple(int(c) for c in m) for m in mask) if mask is not None else None
         self.schedule_start, self.node, self.ms_exclude = int(schedule_start), node, tuple(ms_exclude)
+        self.resume_hint = self.run_dir   # the directory a user resumes (a few-shot run's top directory)
         self.device = resolve_device(cfg.device)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
@@ -155,7 +156,8 @@ class Trainer:
         return trainer
 
     @classmethod
-    def resume(cls, run_dir: Union[str, Path], data=None, overrides: Optional[list[str]] = None) -> "Trainer":
+    def resume(cls, run_dir: Union[str, Path], data=None, overrides: Optional[list[str]] = None,
+               fewshot_node: bool = False) -> "Trainer":
         """Continue the run in ``run_dir`` from its last checkpoint.
 
         A run stopped before its first checkpoint (``config.yaml`` written, no ``last.pt``/``prev.pt``) starts
@@ -173,6 +175,10 @@ class Trainer:
         if not cfg_path.is_file():
             raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
         folder = run_dir / "checkpoints"
+        if not fewshot_node and load_config(cfg_path).fewshot.method != "none":
+            top = run_dir.parent.parent if run_dir.parent.name == "nodes" else run_dir
+            raise RunDirError(f"{run_dir} belongs to a few-shot run: resume the whole run with "
+                              f"`nshot train --resume {top}`")
         if not (folder / "last.pt").exists() and not (folder / "prev.pt").exists():
             cfg = load_config(cfg_path, overrides)
             trainer = cls(cfg, run_dir, data)
@@ -241,13 +247,13 @@ class Trainer:
             raise FloatingPointError(
                 f"non-finite weights at step {self.step} (a non-finite gradient?); not saved: the last good "
                 f"checkpoint is in {self.run_dir / 'checkpoints'}; resume with a lower lr, e.g. "
-                f"`nshot train --resume {self.run_dir} optim.lr={self.cfg.optim.lr / 2:g}`")
+                f"`nshot train --resume {self.resume_hint} optim.lr={self.cfg.optim.lr / 2:g}`")
         try:
             save_checkpoint(self.run_dir / "checkpoints", self.state_dict(), keep_previous=self._keep_previous)
         except OSError as exc:
             raise OSError(exc.errno, f"checkpoint at step {self.step} not saved: {exc.strerror or exc}; the "
                           f"previous checkpoints in {self.run_dir / 'checkpoints'} are intact: free space (or fix "
-                          f"the cause) and continue with `nshot train --resume {self.run_dir}`") from None
+                          f"the cause) and continue with `nshot train --resume {self.resume_hint}`") from None
         self._keep_previous = True
 
     # -- training ------------------------------------------------------------------------------------------
@@ -288,6 +294,7 @@ class Trainer:
             scales = [self.lr_policy(t - s0, T - s0, a) / self.lr_policy.lr0 for a in archs]
         else:
             lr, scales = self.lr_policy(t - s0, T - s0, archs[0]), [1.0] * len(archs)
+        logged_lr = lr * sum(scales) / len(scales)   # multi-path CaLR: the mean effective rate
         for pg in self.optimizer.param_groups:
             pg["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
@@ -311,7 +318,7 @@ class Trainer:
             grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in grads]))
         path_losses = torch.stack(losses)
         quintiles = [self.complexity.quintile(a) for a in archs] if cfg.diagnostics.loss_by_quintile else []
-        out = {"loss": path_losses.mean(), "path_losses": path_losses, "correct": correct, "lr": lr,
+        out = {"loss": path_losses.mean(), "path_losses": path_losses, "correct": correct, "lr": logged_lr,
                "quintiles": quintiles, "cos": None, "paths": len(archs), "batch": len(y), "t": t, "skipped": False}
         if skip_bad:
             ok = torch.isfinite(path_losses).all()
@@ -368,7 +375,7 @@ class Trainer:
             raise FloatingPointError(
                 f"non-finite loss at step {first + 1} (iteration {first}); the last good checkpoint is in "
                 f"{self.run_dir / 'checkpoints'} (steps after it are never saved); resume with a lower lr, e.g. "
-                f"`nshot train --resume {self.run_dir} optim.lr={self.cfg.optim.lr / 2:g}`, or set "
+                f"`nshot train --resume {self.resume_hint} optim.lr={self.cfg.optim.lr / 2:g}`, or set "
                 "train.nonfinite=skip to skip such steps")
         for value in losses.tolist():  # one by one: the same sum however flushes fall
             a["loss"] += value
@@ -445,7 +452,7 @@ class Trainer:
                 signal.signal(sig, h)
         if self._stop_requested and self.step < self.total_steps:
             progress.write(f"stopped at step {self.step}/{self.total_steps}; checkpoint saved. "
-                           f"Continue with: nshot train --resume {self.run_dir}")
+                           f"Continue with: nshot train --resume {self.resume_hint}")
         return records
 
     @property
