@@ -42,6 +42,7 @@ def prepare_cifar(root: Path) -> Path:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=str(REPO / "configs/nb201/spos.yaml"), help="recipe (default spos.yaml)")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--C", type=int, default=8)
     ap.add_argument("--N", type=int, default=2)
@@ -75,7 +76,7 @@ def main(argv=None) -> dict:
                  f"threads={args.threads}", "run.progress=log", "train.log_every_steps=100", *args.extra]
     if args.train_images:
         overrides.append(f"data.train_subset={args.train_images}")
-    cfg = load_config(REPO / "configs/nb201/spos.yaml", overrides)
+    cfg = load_config(args.config, overrides)
     t_train = time.time()
     trainer = Trainer.create(cfg, out)
     trainer.fit()

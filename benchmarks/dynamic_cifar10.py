@@ -1,0 +1,83 @@
+"""SPOS vs SPOS+CaLR+MS and FairNAS vs FairNAS+CaLR+MS on CIFAR-10 (NB201 `train` half), several seeds.
+
+Each (recipe, seed) is one run of benchmarks/rank_cifar10.py (train, then score the 327-cell subset on the
+`valid` half and compare with NB201's c10_test_200ep); runs go in parallel processes (--jobs) with
+--threads each. Prints mean ± std of Kendall tau per recipe and writes everything to --out/summary.json.
+
+    python benchmarks/dynamic_cifar10.py --epochs 5 --C 8 --N 1 --train-images 10000 --eval-images 500 \
+        --seeds 0 1 2 --jobs 2 --threads 1 --out runs/bench-dynamic
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = ["spos", "spos_calr_ms", "fairnas", "fairnas_calr_ms"]
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipes", nargs="+", default=RECIPES, help=f"configs/nb201/<name>.yaml (default {RECIPES})")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--C", type=int, default=8)
+    ap.add_argument("--N", type=int, default=1)
+    ap.add_argument("--train-images", type=int, default=10000)
+    ap.add_argument("--eval-images", type=int, default=500)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data-root", default="/tmp/nshot-cifar", help="converted CIFAR-10 (made once if absent)")
+    ap.add_argument("--out", default="runs/bench-dynamic")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(REPO))
+    from benchmarks.rank_cifar10 import prepare_cifar
+    prepare_cifar(Path(args.data_root))
+
+    def one(job: tuple[str, int]) -> dict:
+        recipe, seed = job
+        run = out / f"{recipe}-s{seed}"
+        if (run / "bench_rank.json").exists():          # resumable: finished runs are kept
+            return json.loads((run / "bench_rank.json").read_text())
+        if run.exists():
+            import shutil
+            shutil.rmtree(run)
+        cmd = [sys.executable, str(REPO / "benchmarks/rank_cifar10.py"), "--config", str(REPO / f"configs/nb201/{recipe}.yaml"),
+               "--epochs", str(args.epochs), "--C", str(args.C), "--N", str(args.N), "--seed", str(seed),
+               "--train-images", str(args.train_images), "--eval-images", str(args.eval_images),
+               "--threads", str(args.threads), "--data-root", args.data_root, "--out", str(run)]
+        with open(out / f"{recipe}-s{seed}.log", "w") as log:
+            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+        return json.loads((run / "bench_rank.json").read_text())
+
+    t0 = time.time()
+    jobs = [(r, s) for s in args.seeds for r in args.recipes]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = dict(zip(jobs, pool.map(one, jobs)))
+    summary = {"command": "python benchmarks/dynamic_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "seconds": time.time() - t0, "recipes": {}}
+    print("| recipe | tau (327) mean ± std | per seed | top-1 (NB201 test) mean | train min/run |")
+    print("|---|---|---|---|---|")
+    for r in args.recipes:
+        taus = [results[(r, s)]["kendall_tau"] for s in args.seeds]
+        tops = [results[(r, s)]["top1"]["truth"] for s in args.seeds]
+        mins = statistics.mean(results[(r, s)]["train_seconds"] for s in args.seeds) / 60
+        sd = statistics.stdev(taus) if len(taus) > 1 else 0.0
+        summary["recipes"][r] = {"taus": taus, "tau_mean": statistics.mean(taus), "tau_std": sd,
+                                 "top1": tops, "train_minutes_mean": mins}
+        print(f"| {r} | {statistics.mean(taus):.3f} ± {sd:.3f} | {', '.join(f'{t:.3f}' for t in taus)} | "
+              f"{statistics.mean(tops):.2f} | {mins:.1f} |")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
