@@ -18,14 +18,21 @@ included), the same sequence for both implementations; ``conv3x3``, the all-``no
 Timing protocol: both models are built in one process; every (implementation, workload) gets warm-up
 steps, then ``--rounds`` rounds in which each implementation runs one block of ``--steps`` steps, the
 order alternating ABBA... across rounds so that drifting machine noise hits both. Within a round both
-implementations run the same cells on the same batches. Reported: median over rounds of block
-images/s, the min-max range, and nshot/xautodl (ratio of the medians, and median of per-round ratios).
+implementations run the same cells on the same batches. Each block's process CPU time / wall time is
+recorded; on CPU a round counts only if every block got at least ``--min-cpu-share`` x ``--threads``
+cores (other load on the machine shows up as a lower share). Reported: median over the counted rounds of
+block images/s, the min-max range, and nshot/xautodl (ratio of the medians, and median of per-round
+ratios); the all-rounds medians are in the JSON.
 
-Memory protocol: a fresh subprocess per (implementation, workload) builds model, optimizer and data,
-then runs the warm-up cells and one block of cells. CPU: peak RSS during the steps (``ru_maxrss``) minus
-the RSS just before the first step, with glibc's mmap threshold pinned (``MALLOC_MMAP_THRESHOLD_``) so
-freed tensor memory goes back to the OS instead of inflating the heap; plus the allocator-level peak of
-live CPU tensor bytes above the pre-step level, from torch.profiler's memory events. CUDA:
+Memory protocol: a fresh subprocess per (implementation, workload) builds model, optimizer and data, then
+runs the warm-up cells and one block of cells (the same cells as the first timed round).
+CPU, two figures: (1) peak RSS increase: ``VmHWM`` (reset through ``/proc/self/clear_refs`` just before the
+first step; ``ru_maxrss`` would include the parent's RSS, inherited across fork+exec) minus the RSS before
+the first step, with glibc's mmap threshold pinned (``MALLOC_MMAP_THRESHOLD_``) so freed tensor memory goes
+back to the OS instead of staying in the heap; (2) peak live tensors: the allocator-level peak of live CPU
+tensor bytes above the pre-step level, replayed from every allocation/free event torch.profiler records
+(maximum over the run; the median over steps of each step's own peak above its start is also given).
+Both include the gradients and SGD momentum buffers created during the steps. CUDA:
 ``torch.cuda.max_memory_allocated`` minus ``memory_allocated`` before the first step.
 
 Run ``python benchmarks/step_speed.py --help`` for the flags.
@@ -116,8 +123,11 @@ class XautodlImpl:
     name = "xautodl"
 
     def __init__(self, args, device):
-        from xautodl.models.cell_searchs.genotypes import Structure
-        from xautodl.models.cell_searchs.search_model_random import TinyNetworkRANDOM
+        try:
+            from xautodl.models.cell_searchs.genotypes import Structure
+            from xautodl.models.cell_searchs.search_model_random import TinyNetworkRANDOM
+        except ImportError as exc:
+            raise SystemExit(f"xautodl is needed for the comparison: pip install --no-deps xautodl ({exc})")
 
         self.Structure = Structure
         torch.manual_seed(args.seed)
@@ -172,6 +182,24 @@ def current_rss_kib() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def reset_peak_rss() -> bool:
+    """Resets the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux >= 4.0); False if impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return peak_rss_kib() is not None
+    except OSError:
+        return False
+
+
+def peak_rss_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
 def machine_info(args, device) -> dict:
     info = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device),
             "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
@@ -216,12 +244,15 @@ def memory_worker(args) -> dict:
         out["peak_mib"] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
         out["baseline_mib"] = base / 2**20
         return out
-    # CPU 1: RSS high-water mark during the steps above the RSS just before them.
+    # CPU 1: RSS high-water mark during the steps above the RSS just before them. The kernel's mark is reset
+    # first (clear_refs 5): a child inherits its parent's ru_maxrss across fork+exec, which would hide ours.
     base_rss = current_rss_kib()
+    hwm_reset = reset_peak_rss()
     run_block(impl, batches, archs, 0, device)
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak_rss = peak_rss_kib() if hwm_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
     out["rss_baseline_mib"] = base_rss / 1024
     out["peak_rss_mib"] = (peak_rss - base_rss) / 1024
+    out["rss_method"] = "VmHWM after clear_refs" if hwm_reset else "ru_maxrss (may include the parent's)"
     # CPU 2: allocator-level peak of live CPU tensor bytes, replayed from torch.profiler's memory events,
     # in a second fresh state (implementation rebuilt, so step 1's grad/momentum allocations are seen again).
     del impl
@@ -288,6 +319,8 @@ def measure_speed(args, device, log) -> dict:
     seqs = {w: arch_sequence(w, total, args.seed) for w in args.workloads}
     prepared = {(n, w): impls[n].prepare(seqs[w]) for n in IMPLS for w in args.workloads}
     results = {w: {n: [] for n in IMPLS} for w in args.workloads}
+    cpu_share = {w: {n: [] for n in IMPLS} for w in args.workloads}  # process CPU s / wall s per block
+    loadavg = []
     for w in args.workloads:
         for n in IMPLS:
             run_block(impls[n], batches, prepared[(n, w)][:args.warmup], 0, device)
@@ -297,37 +330,60 @@ def measure_speed(args, device, log) -> dict:
         lo = args.warmup + r * args.steps
         for w in args.workloads:
             for n in order:
+                c0 = time.process_time()
                 dt = run_block(impls[n], batches, prepared[(n, w)][lo:lo + args.steps], lo, device)
+                cpu_share[w][n].append((time.process_time() - c0) / dt)
                 results[w][n].append(args.steps * args.batch / dt)
             log(f"round {r + 1}/{args.rounds} {w:8s} " +
-                "  ".join(f"{n} {results[w][n][-1]:7.1f} img/s" for n in IMPLS))
+                "  ".join(f"{n} {results[w][n][-1]:7.1f} img/s (cpu/wall {cpu_share[w][n][-1]:.2f})"
+                          for n in IMPLS))
+        loadavg.append(os.getloadavg()[0])
     params = {n: sum(p.numel() for p in impls[n].net.parameters()) for n in IMPLS}
-    return {"images_per_s": results, "params": params}
+    return {"images_per_s": results, "cpu_per_wall": cpu_share, "loadavg_per_round": loadavg, "params": params}
 
 
-def summarize(speed, mem, args) -> dict:
-    rows = []
+def summarize(speed, mem, args, device) -> dict:
+    """Medians over the uncontended rounds (see ``--min-cpu-share``), falling back to all rounds."""
+    rows, rounds_used = [], {}
     for w in args.workloads:
-        ips = speed["images_per_s"][w]
-        med = {n: statistics.median(ips[n]) for n in IMPLS}
-        per_round = statistics.median(a / b for a, b in zip(ips["nshot"], ips["xautodl"]))
+        ips, share = speed["images_per_s"][w], speed["cpu_per_wall"][w]
+        n_rounds = len(ips["nshot"])
+        if device.type == "cpu" and args.min_cpu_share > 0:
+            floor = args.min_cpu_share * args.threads
+            clean = [r for r in range(n_rounds) if all(share[n][r] >= floor for n in IMPLS)]
+        else:
+            clean = list(range(n_rounds))
+        used = clean if clean else list(range(n_rounds))
+        rounds_used[w] = {"clean_rounds": clean, "rounds_used": used, "of": n_rounds}
+        sel = {n: [ips[n][r] for r in used] for n in IMPLS}
+        med = {n: statistics.median(sel[n]) for n in IMPLS}
+        per_round = statistics.median(a / b for a, b in zip(sel["nshot"], sel["xautodl"]))
+        med_all = {n: statistics.median(ips[n]) for n in IMPLS}
         for n in IMPLS:
-            row = {"workload": w, "impl": n, "median_images_per_s": med[n], "min_images_per_s": min(ips[n]),
-                   "max_images_per_s": max(ips[n]), "ms_per_step": 1e3 * args.batch / med[n],
-                   "blocks_images_per_s": ips[n]}
+            row = {"workload": w, "impl": n, "median_images_per_s": med[n], "min_images_per_s": min(sel[n]),
+                   "max_images_per_s": max(sel[n]), "ms_per_step": 1e3 * args.batch / med[n],
+                   "rounds_used": len(used), "rounds": n_rounds, "median_images_per_s_all_rounds": med_all[n],
+                   "blocks_images_per_s": ips[n], "blocks_cpu_per_wall": share[n]}
             if mem is not None:
                 row["memory"] = mem[(n, w)]
             if n == "nshot":
                 row["ratio_of_medians"] = med["nshot"] / med["xautodl"]
                 row["median_per_round_ratio"] = per_round
+                row["ratio_of_medians_all_rounds"] = med_all["nshot"] / med_all["xautodl"]
             rows.append(row)
-    return {"rows": rows, "params": speed["params"]}
+    return {"rows": rows, "params": speed["params"], "rounds": rounds_used,
+            "loadavg_per_round": speed["loadavg_per_round"]}
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.1f}"
 
 
 def markdown(summary, args, device) -> str:
     cuda = device.type == "cuda"
-    mem_cols = ("peak mem. (MiB, allocated)",) if cuda else ("peak RSS incr. (MiB)", "peak live tensors (MiB)")
-    head = ["workload", "impl", "img/s (median)", "min-max", "ms/step", *mem_cols, "nshot/xautodl"]
+    mem_cols = (("peak mem. (MiB, allocated)",) if cuda else
+                ("peak RSS incr. (MiB)", "peak live tensors (MiB)", "per-step peak, median (MiB)"))
+    head = ["workload", "impl", "img/s (median)", "min-max", "rounds", "ms/step", *mem_cols, "nshot/xautodl"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for r in summary["rows"]:
         m = r.get("memory")
@@ -336,11 +392,13 @@ def markdown(summary, args, device) -> str:
         elif cuda:
             memv = [f"{m['peak_mib']:.1f}"]
         else:
-            memv = [f"{m['peak_rss_mib']:.1f}", f"{m['peak_alloc_mib']:.1f}"]
+            memv = [f"{m['peak_rss_mib']:.1f}", _fmt(m.get("peak_alloc_mib")),
+                    _fmt(m.get("step_peak_alloc_mib_median"))]
         ratio = (f"{r['ratio_of_medians']:.2f}x (per-round median {r['median_per_round_ratio']:.2f}x)"
                  if "ratio_of_medians" in r else "")
         lines.append(f"| {r['workload']} | {r['impl']} | {r['median_images_per_s']:.1f} | "
-                     f"{r['min_images_per_s']:.1f}-{r['max_images_per_s']:.1f} | {r['ms_per_step']:.1f} | "
+                     f"{r['min_images_per_s']:.1f}-{r['max_images_per_s']:.1f} | {r['rounds_used']}/{r['rounds']} | "
+                     f"{r['ms_per_step']:.1f} | "
                      + " | ".join(memv) + f" | {ratio} |")
     return "\n".join(lines)
 
@@ -355,10 +413,14 @@ def parse_args(argv=None):
     p.add_argument("--num-classes", type=int, default=10, help="classes (default 10)")
     p.add_argument("--resolution", type=int, default=32, help="input height = width (default 32)")
     p.add_argument("--steps", type=int, default=8, help="steps per timed block (default 8)")
-    p.add_argument("--rounds", type=int, default=6, help="interleaved rounds (default 6)")
+    p.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
     p.add_argument("--warmup", type=int, default=3, help="warm-up steps per implementation and workload (default 3)")
     p.add_argument("--workloads", default="random,conv3x3", help="comma list of random, conv3x3 (default both)")
     p.add_argument("--seed", type=int, default=0, help="seed of the cell sequence, data and weights (default 0)")
+    p.add_argument("--min-cpu-share", type=float, default=0.9,
+                   help="CPU: a round counts only if every block got at least this fraction of --threads cores "
+                        "(process CPU time / wall time), i.e. no other load stole a core; 0 keeps all rounds "
+                        "(default 0.9; all rounds are used if none qualifies)")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark=True (both)")
     p.add_argument("--out", help="write the results as JSON here")
@@ -398,7 +460,7 @@ def main(argv=None):
                 log(f"memory {n}/{w}: {mem[(n, w)]}")
     info["loadavg_end"] = os.getloadavg()
     info["seconds"] = time.perf_counter() - t0
-    summary = summarize(speed, mem, args)
+    summary = summarize(speed, mem, args, device)
     table = markdown(summary, args, device)
     print(table)
     print(f"\nparameters: nshot {summary['params']['nshot']:,}, xautodl {summary['params']['xautodl']:,}; "
