@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.suite import Variant, run_jobs, summarize  # noqa: E402
+
 RECIPES = ["spos", "spos_calr_ms", "fairnas", "fairnas_calr_ms"]
 
 
@@ -37,44 +38,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default="runs/bench-dynamic")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(REPO))
     from benchmarks.rank_cifar10 import prepare_cifar
     prepare_cifar(Path(args.data_root))
-
-    def one(job: tuple[str, int]) -> dict:
-        recipe, seed = job
-        run = out / f"{recipe}-s{seed}"
-        if (run / "bench_rank.json").exists():          # resumable: finished runs are kept
-            return json.loads((run / "bench_rank.json").read_text())
-        if run.exists():
-            import shutil
-            shutil.rmtree(run)
-        cmd = [sys.executable, str(REPO / "benchmarks/rank_cifar10.py"), "--config", str(REPO / f"configs/nb201/{recipe}.yaml"),
-               "--epochs", str(args.epochs), "--C", str(args.C), "--N", str(args.N), "--seed", str(seed),
-               "--train-images", str(args.train_images), "--eval-images", str(args.eval_images),
-               "--threads", str(args.threads), "--data-root", args.data_root, "--out", str(run)]
-        with open(out / f"{recipe}-s{seed}.log", "w") as log:
-            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
-        return json.loads((run / "bench_rank.json").read_text())
-
+    common = ["--epochs", str(args.epochs), "--C", str(args.C), "--N", str(args.N), "--train-images",
+              str(args.train_images), "--eval-images", str(args.eval_images), "--threads", str(args.threads),
+              "--data-root", args.data_root]
+    variants = [Variant(r, str(REPO / f"configs/nb201/{r}.yaml")) for r in args.recipes]
     t0 = time.time()
-    jobs = [(r, s) for s in args.seeds for r in args.recipes]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(zip(jobs, pool.map(one, jobs)))
+    results = run_jobs(out, variants, args.seeds, common, args.jobs)
     summary = {"command": "python benchmarks/dynamic_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "seconds": time.time() - t0, "recipes": {}}
-    print("| recipe | tau (327) mean ± std | per seed | top-1 (NB201 test) mean | train min/run |")
-    print("|---|---|---|---|---|")
-    for r in args.recipes:
-        taus = [results[(r, s)]["kendall_tau"] for s in args.seeds]
-        tops = [results[(r, s)]["top1"]["truth"] for s in args.seeds]
-        mins = statistics.mean(results[(r, s)]["train_seconds"] for s in args.seeds) / 60
-        sd = statistics.stdev(taus) if len(taus) > 1 else 0.0
-        summary["recipes"][r] = {"taus": taus, "tau_mean": statistics.mean(taus), "tau_std": sd,
-                                 "top1": tops, "train_minutes_mean": mins}
-        print(f"| {r} | {statistics.mean(taus):.3f} ± {sd:.3f} | {', '.join(f'{t:.3f}' for t in taus)} | "
-              f"{statistics.mean(tops):.2f} | {mins:.1f} |")
+               "seconds": time.time() - t0}
+    summary["recipes"] = summarize(results, args.recipes, args.seeds)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -24,6 +24,8 @@ sys.path.insert(0, str(REPO))
 from nshot.config import load_config  # noqa: E402
 from nshot.score.rank import format_rank, rank_run  # noqa: E402
 from nshot.train import Trainer  # noqa: E402
+from nshot.train.fewshot import FewShotRun  # noqa: E402
+from nshot.train.metrics import MetricsLog  # noqa: E402
 
 
 def shared_data() -> Path:
@@ -53,6 +55,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bn", default="batch", choices=["batch", "recal"])
+    ap.add_argument("--probe", choices=["classifier", "knn", "linear"],
+                    help="what scores a path (default: knn for a Pi-NAS run, else the classifier)")
+    ap.add_argument("--probe-images", type=int, default=1000, help="labelled bank of a knn/linear probe: the "
+                    "first N training images (default 1000)")
     ap.add_argument("--data-root", help="folder with cifar-10-batches-py (default: converted into a temp dir)")
     ap.add_argument("--out", default=None, help="run directory (default runs/bench-rank-<time>)")
     ap.add_argument("--extra", nargs="*", default=[], help="more config overrides key.sub=value")
@@ -78,12 +84,18 @@ def main(argv=None) -> dict:
         overrides.append(f"data.train_subset={args.train_images}")
     cfg = load_config(args.config, overrides)
     t_train = time.time()
-    trainer = Trainer.create(cfg, out)
-    trainer.fit()
+    if cfg.fewshot.method != "none":     # a tree of sub-supernets: final metrics = each leaf's last epoch
+        run = FewShotRun.create(cfg, out)
+        run.fit()
+        final = {str(n.id): MetricsLog(run.node_dir(n.id) / "metrics.jsonl").read()[-1] for n in run.tree.leaves()}
+    else:
+        trainer = Trainer.create(cfg, out)
+        trainer.fit()
+        final = trainer.metrics.read()[-1]
     t_train = time.time() - t_train
     t_rank = time.time()
     report = rank_run(out, "nb201", "cifar10/test", str(subset), table=str(table), bn_mode=args.bn,
-                      eval_images=args.eval_images, progress="log")
+                      eval_images=args.eval_images, progress="log", probe=args.probe, probe_images=args.probe_images)
     t_rank = time.time() - t_rank
     print(format_rank(report))
     summary = {"command": "python benchmarks/rank_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -91,7 +103,7 @@ def main(argv=None) -> dict:
                "top1": report.get("top1"), "precision_at": report.get("precision_at"),
                "train_seconds": t_train, "rank_seconds": t_rank, "total_seconds": time.time() - t0,
                "protocol": report["protocol"], "config_overrides": overrides,
-               "final_train_metrics": trainer.metrics.read()[-1]}
+               "final_train_metrics": final}
     (out / "bench_rank.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps({k: summary[k] for k in ("kendall_tau", "spearman_rho", "train_seconds", "rank_seconds")}))
     if tmp:

@@ -40,11 +40,21 @@ def _parser() -> argparse.ArgumentParser:
                                    "benchmark accuracy of the supernet's top-1, and tau by complexity quintile. "
                                    "Writes RUN/rank.json and RUN/rank.csv; scores are cached in RUN/scores.csv.")
     r.add_argument("run_dir", help="a run directory written by nshot train")
-    r.add_argument("--benchmark", default="nb201", help="ground-truth table (default nb201)")
-    r.add_argument("--table", help="path of the benchmark table (NB201: the CSV; default $NSHOT_NB201_CSV)")
-    r.add_argument("--metric", default="cifar10/test", help="benchmark metric (default cifar10/test)")
+    r.add_argument("--benchmark", help="ground-truth table: nb201 or macro (default: the run's space's own)")
+    r.add_argument("--table", help="path of the benchmark table (nb201: the CSV, default $NSHOT_NB201_CSV; macro: "
+                                   "nas-bench-macro_cifar10.json, default $NSHOT_MACRO_JSON)")
+    r.add_argument("--metric", help="benchmark metric (default: the benchmark's: nb201 cifar10/test, macro mean_acc)")
     r.add_argument("--subset", default="all", help="all | kendall327 | FILE (one arch per line) | N (seeded sample)")
     _score_args(r)
+    r.add_argument("--dedup", default="exact", choices=["exact", "iso", "none"],
+                   help="share evaluations: exact (default; cells that differ only on dead edges, identical "
+                        "scores), iso (one cell per NB201 isomorphism class: an approximation for a supernet), none")
+    r.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto (default): bf16 autocast on a CUDA GPU that supports it, else fp32")
+    r.add_argument("--channels-last", action="store_true", help="channels_last memory format (for CUDA)")
+    r.add_argument("--batch-group", type=_positive_int,
+                   help="evaluation batches per forward pass; BN statistics stay per batch (default: 1 on CPU, "
+                        "about 2048 images on CUDA)")
 
     s = sub.add_parser("search", help="search a run's supernet (exhaustive, random, evolution)",
                        description="Search the architectures of a run's supernet; fitness = supernet accuracy on the "
@@ -62,9 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-flops", type=int, help="constraint: at most this many FLOPs (multiply-adds)")
     s.add_argument("--top-k", type=int, default=10)
     s.add_argument("--seed", type=int, help="search seed (default: the run's seed)")
-    s.add_argument("--benchmark", help="also report ground truth of the best architectures (e.g. nb201)")
+    s.add_argument("--benchmark", help="also report ground truth of the best architectures (nb201, macro)")
     s.add_argument("--table", help="path of the benchmark table")
-    s.add_argument("--metric", default="cifar10/test")
+    s.add_argument("--metric", help="benchmark metric (default: the benchmark's: nb201 cifar10/test, macro mean_acc)")
     _score_args(s)
 
     a = sub.add_parser("train-arch", help="train one architecture from scratch (NB201 protocol by default)",
@@ -115,6 +125,13 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                    help="BN mode: batch statistics (default) or running statistics re-calibrated per architecture")
     p.add_argument("--recal-batches", type=_positive_int, default=10, help="training batches for --bn recal (default 10)")
     p.add_argument("--eval-images", type=_positive_int, help="score on the first N held-out images only")
+    p.add_argument("--probe", choices=["classifier", "knn", "linear"],
+                   help="what scores a path: the supernet's classifier head, or a labelled probe on its frozen "
+                        "features (knn: weighted 20-NN vote; linear: ridge least squares). Default: knn for a run "
+                        "trained without labels (train.objective=pinas), else classifier")
+    p.add_argument("--probe-images", type=_positive_int, default=5000,
+                   help="labelled training images in the probe's bank (the first N of the training split; "
+                        "default 5000)")
     p.add_argument("--device", help="override the run's device (cpu, cuda)")
     p.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"])
 
@@ -124,7 +141,12 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     subset = int(args.subset) if args.subset.isdigit() else args.subset
     report = rank_run(args.run_dir, args.benchmark, args.metric, subset, table=args.table, bn_mode=args.bn,
                       recal_batches=args.recal_batches, eval_images=args.eval_images, device=args.device,
-                      progress=args.progress)
+                      progress=args.progress, dedup=args.dedup, precision=args.precision,
+                      channels_last=args.channels_last, batch_group=args.batch_group, probe=args.probe,
+                      probe_images=args.probe_images)
+    if "protocol" not in report:   # a torchrun rank other than 0: rank 0 writes the outputs
+        print(f"rank {report['rank']}/{report['world']}: evaluated {report['evaluated']} architectures")
+        return 0
     print(format_rank(report))
     print(f"wrote {args.run_dir}/rank.json and rank.csv")
     return 0
@@ -143,7 +165,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     out = search_run(args.run_dir, args.strategy, budget=args.budget, constraint=constraint, top_k=args.top_k,
                      seed=args.seed, bn_mode=args.bn, recal_batches=args.recal_batches,
                      eval_images=args.eval_images, benchmark=args.benchmark, metric=args.metric, table=args.table,
-                     device=args.device, progress=args.progress, **extra)
+                     device=args.device, progress=args.progress, probe=args.probe, probe_images=args.probe_images,
+                     **extra)
     print(format_search(out))
     print(f"wrote {args.run_dir}/search.json")
     return 0
@@ -161,7 +184,8 @@ def _cmd_train_arch(args: argparse.Namespace) -> int:
     if cfg_path is None and Path(args.arch).is_dir() and (Path(args.arch) / "config.yaml").is_file():
         cfg_path = str(Path(args.arch) / "config.yaml")
     cfg = load_config(cfg_path, args.overrides)
-    arch, source = resolve_arch(args.arch, cfg.space.name)
+    from . import spaces
+    arch, source = resolve_arch(args.arch, spaces.for_config(cfg))
     sa = StandaloneConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                           C=args.C, N=args.N, augment=cfg.data.augment, crop_padding=cfg.data.crop_padding,
                           flip=cfg.data.flip)
@@ -186,9 +210,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_config
     from .train.trainer import Trainer
 
+    from .train.distributed import from_env
     from .train.fewshot import FewShotRun
 
+    info = from_env()   # under torchrun every rank runs this; rank 0 alone talks and writes
+    say = print if info.is_main else (lambda *a, **k: None)
+    if info.enabled and not args.resume and not (args.run_dir or (args.config and "run.dir=" in " ".join(args.overrides))):
+        raise ConfigError("under torchrun give the run directory (--run-dir): every rank must use the same one")
+
     if args.resume and (Path(args.resume) / "fewshot.json").is_file():
+        if info.enabled:
+            raise ConfigError("few-shot runs train in one process (torchrun is for one-shot supernets)")
         if args.config or args.overrides or args.max_steps:
             raise ConfigError("a few-shot run resumes with its own config: no overrides or --max-steps")
         run = FewShotRun.resume(args.resume)
@@ -202,7 +234,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("--resume takes no config file: the run's own config is used (overrides of "
                               "optim.lr and a few other keys are allowed, see --help)")
         trainer = Trainer.resume(args.resume, overrides=overrides)
-        print(f"resuming {args.resume} at step {trainer.step}/{trainer.total_steps}")
+        say(f"resuming {args.resume} at step {trainer.step}/{trainer.total_steps}")
     else:
         if not args.config:
             raise ConfigError("nshot train needs a CONFIG file (or --resume RUN_DIR); see nshot train --help")
@@ -212,6 +244,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir = args.run_dir or cfg.run.dir or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         cfg.run.dir = str(run_dir)
         if cfg.fewshot.method != "none":
+            if info.enabled:
+                raise ConfigError("few-shot runs train in one process (torchrun is for one-shot supernets)")
             if args.max_steps:
                 raise ConfigError("--max-steps is not supported for few-shot runs (Ctrl-C pauses them)")
             run = FewShotRun.create(cfg, run_dir)
@@ -220,9 +254,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(("finished: " if run.done else "paused: ") + str(run.run_dir))
             return 0
         trainer = Trainer.create(cfg, run_dir)
-        print(f"training {cfg.space.name} supernet ({trainer.total_steps} steps) on {trainer.device} in {run_dir}")
+        say(f"training {cfg.space.name} supernet ({trainer.total_steps} steps) on {trainer.device} in {run_dir}")
     trainer.fit(max_steps=args.max_steps)
-    print(("finished: " if trainer.done else "paused: ") + f"{trainer.run_dir} at step {trainer.step}/{trainer.total_steps}")
+    say(("finished: " if trainer.done else "paused: ") + f"{trainer.run_dir} at step {trainer.step}/{trainer.total_steps}")
     return 0
 
 

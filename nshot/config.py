@@ -27,23 +27,37 @@ def _choice(default: str, *allowed: str):
 
 @dataclass
 class SpaceConfig:
-    """Which search space."""
-    name: str = _choice("nb201", "nb201")
+    """Which search space: ``nb201``, ``macro`` (NAS-Bench-Macro) or ``proxyless`` (ProxylessNAS-style)."""
+    name: str = _choice("nb201", "nb201", "macro", "proxyless")
 
 
 @dataclass
 class ModelConfig:
-    """Supernet shape and BatchNorm mode (decision 8: affine=False, batch statistics)."""
+    """Supernet shape and BatchNorm mode (decision 8: affine=False, batch statistics).
+
+    ``C``, ``N``: NB201. The other options shape the MobileNet-style spaces; null = the space's default
+    (docs/spaces.md), and an option the chosen space does not take must stay null. ``macro``: ``stem_width``,
+    ``widths`` (3 stages), ``head_width``, ``resolution`` (defaults: the NAS-Bench-Macro network).
+    ``proxyless``: all of them (``stem``, ``first_width``, ``depths`` and ``strides`` are proxyless only).
+    """
     C: int = 16
     N: int = 5
     bn_affine: bool = False
     bn_track_running_stats: bool = False
+    stem: Optional[str] = field(default=None, metadata={"choices": ("imagenet", "cifar")})
+    stem_width: Optional[int] = None
+    first_width: Optional[int] = None
+    widths: Optional[list[int]] = None
+    depths: Optional[list[int]] = None
+    strides: Optional[list[int]] = None
+    head_width: Optional[int] = None
+    resolution: Optional[int] = None
 
 
 @dataclass
 class DataConfig:
     """Dataset, split and augmentation. ``split: nb201`` trains on NB201's cifar10-valid ``train`` half."""
-    name: str = _choice("cifar10", "cifar10", "cifar100", "digits")
+    name: str = _choice("cifar10", "cifar10", "cifar100", "digits", "imagenet16-120", "imagenet16", "folder")
     root: str = "./data"
     split: str = _choice("nb201", "nb201", "full")
     split_file: Optional[str] = None
@@ -53,6 +67,8 @@ class DataConfig:
     flip: bool = True
     train_subset: Optional[int] = None
     eval_subset: Optional[int] = None
+    image_size: Optional[int] = None   # folder datasets: network input size (required); others: null
+    workers: int = 0                   # folder datasets: processes decoding images once at load (0 = in-process)
 
 
 @dataclass
@@ -78,12 +94,14 @@ class TrainConfig:
     epochs: int = 250
     batch_size: int = 64
     eval_batch_size: int = 256
-    sampler: str = _choice("uniform", "uniform", "fair")
+    sampler: str = _choice("uniform", "uniform", "fair", "pair")
+    objective: str = _choice("supervised", "supervised", "pinas")
     lr_policy: str = _choice("cosine", "cosine", "constant", "calr")
     optimizer: str = _choice("sgd", "sgd", "ms_sgd")
     grad_clip: Optional[float] = 5.0
     drop_last: bool = False
     checkpoint_every_steps: int = 0
+    micro_batches: int = 1
     log_every_steps: int = 50
     nonfinite: str = _choice("stop", "stop", "skip")
 
@@ -122,6 +140,23 @@ class FewShotConfig:
 
 
 @dataclass
+class PiNASConfig:
+    """Pi-NAS unsupervised training (decision 12, ``train.objective: pinas`` with ``train.sampler: pair``):
+    projection head (``hidden_dim``: null = the backbone's feature width), InfoNCE at ``temperature`` against a
+    FIFO queue of ``queue_size`` keys (null: the training images / 8, at least 256), EMA teacher with momentum
+    ``ema``; views: crop area in [``crop_scale_min``, 1], colour jitter (hue ``hue``), grayscale, blur
+    (``p_blur``), flip."""
+    dim: int = 128
+    hidden_dim: Optional[int] = None
+    temperature: float = 0.2
+    ema: float = 0.999
+    queue_size: Optional[int] = None
+    crop_scale_min: float = 0.2
+    hue: float = 0.1
+    p_blur: float = 0.5
+
+
+@dataclass
 class DiagnosticsConfig:
     """Training diagnostics logged per epoch: cosine between gradient and the momentum it joins (every K steps,
     0 = off), and training loss by complexity quintile."""
@@ -151,6 +186,7 @@ class Config:
     calr: CaLRConfig = field(default_factory=CaLRConfig)
     ms: MSConfig = field(default_factory=MSConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    pinas: PiNASConfig = field(default_factory=PiNASConfig)
     fewshot: FewShotConfig = field(default_factory=FewShotConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -163,6 +199,7 @@ class Config:
             ("train.eval_batch_size", self.train.eval_batch_size >= 1, "an integer >= 1"),
             ("train.checkpoint_every_steps", self.train.checkpoint_every_steps >= 0, "an integer >= 0 (0: at epoch ends)"),
             ("train.log_every_steps", self.train.log_every_steps >= 1, "an integer >= 1"),
+            ("train.micro_batches", self.train.micro_batches >= 1, "an integer >= 1"),
             ("train.grad_clip", self.train.grad_clip is None or self.train.grad_clip > 0, "a positive number or null"),
             ("optim.lr", self.optim.lr > 0, "a positive number"),
             ("optim.lr_min", 0 <= self.optim.lr_min <= self.optim.lr, "a number in [0, optim.lr]"),
@@ -180,6 +217,14 @@ class Config:
             ("threads", self.threads is None or self.threads >= 1, "null or an integer >= 1"),
             ("model.C", self.model.C >= 1, "an integer >= 1"),
             ("model.N", self.model.N >= 1, "an integer >= 1"),
+            *[(f"model.{k}", getattr(self.model, k) is None or getattr(self.model, k) >= 1, "null or an integer >= 1")
+              for k in ("stem_width", "first_width", "head_width", "resolution")],
+            *[(f"model.{k}", getattr(self.model, k) is None or (len(getattr(self.model, k)) > 0 and
+                                                             all(v >= 1 for v in getattr(self.model, k))),
+               "null or a non-empty list of integers >= 1") for k in ("widths", "depths")],
+            ("model.strides", self.model.strides is None or (len(self.model.strides) > 0 and
+                                                             all(v in (1, 2) for v in self.model.strides)),
+             "null or a non-empty list of strides 1 or 2"),
             ("data.crop_padding", self.data.crop_padding >= 0, "an integer >= 0"),
             ("data.train_subset", self.data.train_subset is None or self.data.train_subset >= 1, "null or an integer >= 1"),
             ("data.eval_subset", self.data.eval_subset is None or self.data.eval_subset >= 1, "null or an integer >= 1"),
@@ -187,11 +232,42 @@ class Config:
         for key, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"{key} = {_get(self, key)!r} is invalid: expected {expected}")
+        pinas_checks = [
+            ("pinas.dim", self.pinas.dim >= 1, "an integer >= 1"),
+            ("pinas.hidden_dim", self.pinas.hidden_dim is None or self.pinas.hidden_dim >= 1, "null or an integer >= 1"),
+            ("pinas.temperature", self.pinas.temperature > 0, "a positive number"),
+            ("pinas.ema", 0 <= self.pinas.ema < 1, "a number in [0, 1)"),
+            ("pinas.queue_size", self.pinas.queue_size is None or self.pinas.queue_size >= 1, "null or an integer >= 1"),
+            ("pinas.crop_scale_min", 0 < self.pinas.crop_scale_min <= 1, "a number in (0, 1]"),
+            ("pinas.hue", 0 <= self.pinas.hue <= 0.5, "a number in [0, 0.5]"),
+            ("pinas.p_blur", 0 <= self.pinas.p_blur <= 1, "a probability in [0, 1]"),
+        ]
+        for key, ok, expected in pinas_checks:
+            if not ok:
+                raise ConfigError(f"{key} = {_get(self, key)!r} is invalid: expected {expected}")
+        if self.train.objective == "pinas" and self.train.sampler != "pair":
+            raise ConfigError(f"train.objective = pinas needs train.sampler = pair (two paths that differ at every "
+                              f"decision), got {self.train.sampler!r}")
+        if self.train.objective == "pinas" and self.fewshot.method != "none":
+            raise ConfigError("train.objective = pinas is not supported with few-shot splitting "
+                              f"(fewshot.method = {self.fewshot.method!r}); use fewshot.method = none")
         if self.optim.nesterov and self.optim.momentum == 0:
             raise ConfigError("optim.nesterov = true needs optim.momentum > 0")
+        self._check_space_options()
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
             raise ConfigError(f"device = {self.device!r} is invalid: expected auto, cpu, cuda or cuda:N")
         return self
+
+    def _check_space_options(self) -> None:
+        """The ``model.*`` options must be ones the space takes and fit together (e.g. proxyless ``widths``,
+        ``depths`` and ``strides`` of equal length): build the space and count one architecture."""
+        from . import spaces
+        try:
+            spaces.check_model_options(self.space.name, self.model)
+            space = spaces.for_config(self)
+            space.num_params(space.encode([0] * space.num_decisions), **spaces.shape_from_config(self))
+        except ValueError as exc:
+            raise ConfigError(f"model options for space {self.space.name!r}: {exc}") from None
 
 
 # -- conversion -------------------------------------------------------------------------------------------
@@ -207,6 +283,8 @@ def _unwrap_optional(tp) -> tuple[Any, bool]:
 
 def _coerce(key: str, value: Any, tp, f: dataclasses.Field) -> Any:
     base, optional = _unwrap_optional(tp)
+    if value is None and optional:
+        return None
     if typing.get_origin(base) is list:
         (item,) = typing.get_args(base)
         if isinstance(value, (int, float)) and not isinstance(value, bool):

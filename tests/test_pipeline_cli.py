@@ -87,3 +87,24 @@ def test_search_then_train_arch_then_report(pipeline, capsys):
 def test_train_arch_rejects_a_bad_architecture(capsys):
     assert main(["train-arch", "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--epochs", "1"]) == 2
     assert "unknown op 'conv'" in capsys.readouterr().err
+
+
+def test_pinas_run_trains_without_labels_and_ranks_with_a_probe(pipeline, tmp_path, capsys):
+    """Pi-NAS through the command line: train, then rank with the default probe (kNN) and with --probe linear."""
+    _, table = pipeline
+    cfg = tmp_path / "pinas.yaml"
+    cfg.write_text(yaml.safe_dump({"device": "cpu", "threads": 1, "data": {"name": "digits"},
+                                   "model": {"C": 4, "N": 1}, "train": {"epochs": 1, "batch_size": 128,
+                                   "sampler": "pair", "objective": "pinas"}, "pinas": {"queue_size": 256},
+                                   "run": {"progress": "none"}}))
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--run-dir", str(run)]) == 0
+    assert main(["rank", str(run), "--table", str(table), "--subset", "6", "--probe-images", "300",
+                 "--progress", "none"]) == 0
+    rep = json.loads((run / "rank.json").read_text())
+    assert rep["protocol"]["probe"] == "knn" and rep["protocol"]["probe_images"] == 300
+    assert main(["rank", str(run), "--table", str(table), "--subset", "6", "--probe", "linear",
+                 "--probe-images", "300", "--progress", "none"]) == 0
+    assert json.loads((run / "rank.json").read_text())["protocol"]["probe"] == "linear"
+    scores = [float(line.split(",")[1]) for line in (run / "rank.csv").read_text().splitlines()[1:]]
+    assert len(scores) == 6 and all(0 <= s <= 100 for s in scores) and len(set(scores)) > 1

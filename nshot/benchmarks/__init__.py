@@ -1,10 +1,11 @@
-"""Ground-truth benchmark tables (no torch import): ``get("nb201")``, subsets, the NATS-Bench exporter.
+"""Ground-truth benchmark tables (no torch import): ``get("nb201")``, ``get("macro")``, subsets, the NATS-Bench exporter.
 
 See docs/benchmarks.md.
 """
-from .base import (Benchmark, BenchmarkError, BenchmarkNotFound, TableBenchmark, available, get,
+from .base import (Benchmark, BenchmarkError, BenchmarkNotFound, TableBenchmark, available, default_for_space, get,
                    register)
+from .macro import MacroBenchmark
 from .nb201 import NB201Benchmark
 
-__all__ = ["Benchmark", "BenchmarkError", "BenchmarkNotFound", "NB201Benchmark", "TableBenchmark",
-           "available", "get", "register"]
+__all__ = ["Benchmark", "BenchmarkError", "BenchmarkNotFound", "MacroBenchmark", "NB201Benchmark", "TableBenchmark",
+           "available", "default_for_space", "get", "register"]

@@ -42,6 +42,7 @@ class Benchmark(ABC):
     name: str = "abstract"
     space: str = ""
     metrics: tuple[str, ...] = ()
+    default_metric: str = ""   # what ``nshot rank`` / ``nshot search`` compare with when no metric is named
     named_subsets: Mapping[str, tuple[str, int | None]] = {}
 
     # -- required ---------------------------------------------------------------------------------------
@@ -296,3 +297,16 @@ def get(name: str, path: PathLike | None = None) -> Benchmark:
 def available() -> list[str]:
     """Registered benchmark names."""
     return sorted(_REGISTRY)
+
+
+# The benchmark `nshot rank` uses for a run of each space when no --benchmark is given.
+DEFAULT_FOR_SPACE: dict[str, str] = {"nb201": "nb201", "macro": "macro"}
+
+
+def default_for_space(space: str) -> str:
+    """The default benchmark of search space ``space``; BenchmarkError if it has none."""
+    try:
+        return DEFAULT_FOR_SPACE[space]
+    except KeyError:
+        raise BenchmarkError(f"search space {space!r} has no ground-truth benchmark in nshot (spaces with one: "
+                             f"{', '.join(sorted(DEFAULT_FOR_SPACE))}); name one with --benchmark") from None

@@ -68,19 +68,25 @@ class _Unpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def read_batch(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled batch -> (uint8 (N, 3, 32, 32), int64 (N,)). DataError naming the file if it is unusable."""
+def load_pickled_dict(path: Path, kind: str, fix: str) -> dict:
+    """A pickled dict (numpy arrays and plain types only) with str keys; DataError naming ``kind`` and the file
+    (and how to ``fix`` a corrupt one) if it cannot be read."""
     try:
         with open(path, "rb") as f:
             d = _Unpickler(f, encoding="bytes").load()
     except OSError as e:
-        raise DataError(f"cannot read CIFAR batch {path}: {e.strerror or e}") from None
+        raise DataError(f"cannot read {kind} {path}: {e.strerror or e}") from None
     except Exception as e:  # truncated or corrupt pickles raise many different types
-        raise DataError(f"CIFAR batch {path} is corrupt or truncated ({type(e).__name__}: {e}); delete "
-                        f"the folder and load again with download=True, or re-extract the archive") from None
+        raise DataError(f"{kind} {path} is corrupt or truncated ({type(e).__name__}: {e}); {fix}") from None
     if not isinstance(d, dict):
-        raise DataError(f"CIFAR batch {path}: expected a pickled dict, got {type(d).__name__}")
-    d = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in d.items()}
+        raise DataError(f"{kind} {path}: expected a pickled dict, got {type(d).__name__}")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in d.items()}
+
+
+def read_batch(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled batch -> (uint8 (N, 3, 32, 32), int64 (N,)). DataError naming the file if it is unusable."""
+    d = load_pickled_dict(path, "CIFAR batch", "delete the folder and load again with download=True, or "
+                                               "re-extract the archive")
     if "data" not in d or label_key not in d:
         raise DataError(f"CIFAR batch {path}: expected keys b'data' and b'{label_key}', got "
                         f"{sorted(map(str, d))}")

@@ -47,6 +47,16 @@ def _indices(value, n: int, where: str) -> np.ndarray:
     return arr
 
 
+def read_split_json(path: Path):
+    """The parsed JSON of a split file; DataError naming the file if it cannot be read or parsed."""
+    try:
+        return json.loads(path.read_text())
+    except OSError as e:
+        raise DataError(f"split file {path}: cannot read it ({e.strerror or e})") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"split file {path}: not valid JSON ({e})") from None
+
+
 def read_split_file(path: str | Path, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Read ``{"train": [...], "valid": [...]}`` (indices into a training set of ``n`` items) and check it.
 
@@ -54,12 +64,7 @@ def read_split_file(path: str | Path, n: int) -> tuple[np.ndarray, np.ndarray]:
     or unreadable file, a wrong shape, indices out of range, duplicates or train/valid overlap.
     """
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except OSError as e:
-        raise DataError(f"split file {path}: cannot read it ({e.strerror or e})") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise DataError(f"split file {path}: not valid JSON ({e})") from None
+    doc = read_split_json(path)
     if not isinstance(doc, dict) or not {"train", "valid"} <= doc.keys():
         got = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
         raise DataError(f'split file {path}: expected a JSON object {{"train": [...], "valid": [...]}}, got {got}')

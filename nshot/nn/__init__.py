@@ -6,16 +6,22 @@ from typing import Callable, Optional, Sequence
 from torch import nn
 
 from .export import export_subnet
+from .macro import macro_standalone, macro_supernet
+from .mbconv import LayerwiseNetwork, MBConv
 from .nb201 import NB201Cell, NB201Network, nb201_standalone, nb201_supernet
 from .ops import STANDALONE_BN, BNConfig
+from .proxyless import proxyless_standalone, proxyless_supernet
 
-_SUPERNETS: dict[str, Callable[..., nn.Module]] = {"nb201": nb201_supernet}
-_STANDALONE: dict[str, Callable[..., nn.Module]] = {"nb201": nb201_standalone}
+_SUPERNETS: dict[str, Callable[..., nn.Module]] = {"nb201": nb201_supernet, "macro": macro_supernet,
+                                                    "proxyless": proxyless_supernet}
+_STANDALONE: dict[str, Callable[..., nn.Module]] = {"nb201": nb201_standalone, "macro": macro_standalone,
+                                                     "proxyless": proxyless_standalone}
 
 
 def build_supernet(space: str, *, candidates: Optional[Sequence[Sequence[int]]] = None, **kwargs) -> nn.Module:
     """Supernet of a registered space; ``kwargs`` are the space's model options (NB201: C, N, num_classes,
-    in_channels, bn). ``candidates`` restricts the choices per decision (a few-shot sub-supernet)."""
+    in_channels, bn; macro: stem_width, widths, head_width, resolution; proxyless: the space's options, see
+    ``nshot.spaces.proxyless``). ``candidates`` restricts the choices per decision (a few-shot sub-supernet)."""
     try:
         builder = _SUPERNETS[space]
     except KeyError:
@@ -32,5 +38,6 @@ def build_standalone(space: str, arch: str, **kwargs) -> nn.Module:
     return builder(arch, **kwargs)
 
 
-__all__ = ["BNConfig", "STANDALONE_BN", "NB201Cell", "NB201Network", "build_standalone", "build_supernet",
-           "export_subnet", "nb201_standalone", "nb201_supernet"]
+__all__ = ["BNConfig", "STANDALONE_BN", "LayerwiseNetwork", "MBConv", "NB201Cell", "NB201Network", "build_standalone",
+           "build_supernet", "export_subnet", "macro_standalone", "macro_supernet", "nb201_standalone", "nb201_supernet",
+           "proxyless_standalone", "proxyless_supernet"]

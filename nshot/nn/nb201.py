@@ -76,6 +76,7 @@ class NB201Network(nn.Module):
                 self.cells.append(NB201Cell(c, self.candidates, bn))
         self.lastact = nn.Sequential(bn.make(c), nn.ReLU(inplace=False))
         self.classifier = nn.Linear(c, num_classes)
+        self.feature_dim = c   # width of features(): what a projection head or probe reads
 
     def ops_of(self, arch: Optional[str]) -> tuple[int, ...]:
         """Op index per edge of ``arch``, checked against the ops this network holds."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
@@ -9,15 +10,17 @@ from torch import nn
 
 @dataclass(frozen=True)
 class BNConfig:
-    """BatchNorm settings. Supernets default to NB201-search style: no affine, batch statistics always."""
+    """BatchNorm settings. Supernets default to NB201-search style: no affine, batch statistics always.
+    ``momentum`` applies when running statistics are tracked (None: a cumulative average)."""
 
     affine: bool = False
     track_running_stats: bool = False
+    momentum: Optional[float] = None
 
     def make(self, channels: int) -> nn.BatchNorm2d:
         # momentum=None: running statistics are a cumulative average, which is what re-calibration wants.
         return nn.BatchNorm2d(channels, affine=self.affine, track_running_stats=self.track_running_stats,
-                              momentum=None if self.track_running_stats else 0.1)
+                              momentum=self.momentum if self.track_running_stats else 0.1)
 
 
 STANDALONE_BN = BNConfig(affine=True, track_running_stats=True)

@@ -1,8 +1,11 @@
 """Scoring: how architectures are measured with trained weights, and how rankings are judged."""
-from .bn import recalibrate, running_stats_mode
+from .bn import grouped_batch_stats, recalibrate, running_stats_mode
+from .dedup import DEDUP_MODES, Deduper, count_functions, exact_representative
 from .evaluate import evaluate_arch
 from .run import LoadedRun, load_run
-from .scorer import BN_MODES, ScoreCache, ScoreProtocol, Scorer
+from .scorer import BN_MODES, PRECISIONS, ScoreCache, ScoreProtocol, Scorer
+from .shard import dist_env, shard
 
-__all__ = ["BN_MODES", "LoadedRun", "ScoreCache", "ScoreProtocol", "Scorer", "evaluate_arch", "load_run",
-           "recalibrate", "running_stats_mode"]
+__all__ = ["BN_MODES", "DEDUP_MODES", "Deduper", "LoadedRun", "PRECISIONS", "ScoreCache", "ScoreProtocol", "Scorer",
+           "count_functions", "dist_env", "evaluate_arch", "exact_representative", "grouped_batch_stats",
+           "load_run", "recalibrate", "running_stats_mode", "shard"]

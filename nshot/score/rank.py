@@ -14,31 +14,41 @@ from ..train.checkpoint import atomic_write_bytes
 from .ranking import rank_report
 from .run import LoadedRun, load_run
 from .scorer import ScoreProtocol, Scorer
+from ..train.distributed import DistInfo, barrier
+from .shard import dist_env, process_group
 
 
 def make_scorer(run: LoadedRun, bn_mode: str = "batch", recal_batches: int = 0, eval_images: Optional[int] = None,
-                eval_batch_size: Optional[int] = None, progress: str = "auto") -> Scorer:
-    """A cached scorer for ``run`` (cache: RUN/scores.csv)."""
+                eval_batch_size: Optional[int] = None, progress: str = "auto", dedup: str = "exact",
+                precision: str = "auto", channels_last: bool = False, batch_group: Optional[int] = None,
+                rank: int = 0, world: int = 1, probe: Optional[str] = None, probe_images: int = 5000) -> Scorer:
+    """A cached scorer for ``run`` (cache: RUN/scores.csv; with ``world > 1`` this rank writes its own part).
+    ``probe`` None: ``knn`` for a run trained without labels (Pi-NAS), else the supernet's ``classifier``."""
+    if probe is None:
+        probe = "knn" if run.cfg.train.objective == "pinas" else "classifier"
     evald = run.eval if eval_images is None else run.eval.subset(min(eval_images, len(run.eval)))
     if bn_mode == "recal" and recal_batches < 1:
         recal_batches = 10
     proto = ScoreProtocol(bn_mode=bn_mode, recal_batches=recal_batches if bn_mode == "recal" else 0,
                           recal_batch_size=run.cfg.train.eval_batch_size,
                           eval_batch_size=eval_batch_size or run.cfg.train.eval_batch_size,
-                          step=run.step, seed=run.cfg.seed)
+                          step=run.step, seed=run.cfg.seed, dedup=dedup, precision=precision, probe=probe,
+                          probe_images=probe_images if probe != "classifier" else 0)
     return Scorer(run.model, evald, proto, train_data=run.train, cache_path=run.run_dir / "scores.csv",
-                  device=run.device, progress=progress)
+                  device=run.device, progress=progress, channels_last=channels_last, batch_group=batch_group,
+                  rank=rank, world=world)
 
 
 def protocol_record(run: LoadedRun, scorer: Scorer) -> dict:
-    """What a score means: data split, subset of images, BN mode, seed, checkpoint."""
+    """What a score means: data split, subset of images, BN mode, seed, checkpoint, dedup mode, precision."""
     d = run.cfg.data
     p = scorer.protocol
     return {"run_dir": str(run.run_dir), "space": run.cfg.space.name, "checkpoint_step": run.step,
             "total_steps": run.total_steps, "seed": run.cfg.seed, "dataset": d.name, "split": d.split,
             "split_file": d.split_file, "scored_on": "eval half" if d.split == "nb201" else "test set",
             "eval_images": p.eval_images, "bn_mode": p.bn_mode, "recal_batches": p.recal_batches,
-            "eval_batch_size": p.eval_batch_size}
+            "eval_batch_size": p.eval_batch_size, "dedup": p.dedup, "precision": p.precision, "probe": p.probe,
+            "probe_images": p.probe_images}
 
 
 def _write_json(path: Path, obj) -> None:
@@ -62,30 +72,57 @@ def subset_tag(subset) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or "subset"
 
 
-def rank_run(run_dir: Union[str, Path], benchmark: str = "nb201", metric: str = "cifar10/test",
+def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric: Optional[str] = None,
              subset: str = "all", table: Optional[str] = None, bn_mode: str = "batch", recal_batches: int = 0,
              eval_images: Optional[int] = None, device: Optional[str] = None, progress: str = "auto",
-             run: Optional[LoadedRun] = None) -> dict:
-    """Score ``subset`` of ``benchmark`` with the run's supernet; write RUN/rank.json and RUN/rank.csv."""
+             run: Optional[LoadedRun] = None, dedup: str = "exact", precision: str = "auto",
+             channels_last: bool = False, batch_group: Optional[int] = None, probe: Optional[str] = None,
+             probe_images: int = 5000) -> dict:
+    """Score ``subset`` of ``benchmark`` with the run's supernet; write RUN/rank.json and RUN/rank.csv.
+
+    Under torchrun (``RANK``/``WORLD_SIZE`` set, several processes) every rank scores its share of the
+    architectures; rank 0 merges the scores and writes the outputs. A rank other than 0 returns
+    ``{"rank", "world", "evaluated"}`` only.
+    """
+    rank, world = dist_env()
+    if benchmark is None:   # the run's space's own table: nb201 -> nb201, macro -> macro
+        benchmark = benchmarks.default_for_space(run.cfg.space.name if run is not None else run_space(run_dir))
     bench = benchmarks.get(benchmark, path=table)
+    metric = metric or bench.default_metric   # nb201: cifar10/test, macro: mean_acc
     if metric not in bench.metrics:
         raise ValueError(f"unknown metric {metric!r} for benchmark {bench.name}; available: {', '.join(bench.metrics)}")
     run = run or load_run(run_dir, device)
     if bench.space != run.cfg.space.name:
         raise ValueError(f"benchmark {bench.name} is for space {bench.space!r}, the run trained {run.cfg.space.name!r}")
+    if world > 1:
+        _use_local_gpu(run)
     archs = bench.subset(subset, seed=run.cfg.seed)
-    scorer = make_scorer(run, bn_mode, recal_batches, eval_images, progress=progress)
+    scorer = make_scorer(run, bn_mode, recal_batches, eval_images, progress=progress if rank == 0 else "none",
+                         dedup=dedup, precision=precision, channels_last=channels_last, batch_group=batch_group,
+                         rank=rank, world=world, probe=probe, probe_images=probe_images)
+    if world > 1:
+        with process_group(world):
+            scorer.score_shard(archs)
+            barrier(DistInfo(rank, world))
+            if rank == 0:
+                scorer.gather()
+        if rank != 0:
+            return {"rank": rank, "world": world, "evaluated": scorer.forward_passes}
     scores = np.asarray(scorer.score_many(archs), dtype=float)
     truth = bench.query_many(archs, metric)
     space = spaces.get(bench.space)
     complexity = np.asarray([space.num_params(a) for a in archs], dtype=float)
     report = rank_report(archs, scores, truth, complexity)
+    needed = scorer.evaluations_needed(archs)
     report["protocol"] = {**protocol_record(run, scorer), "benchmark": bench.name, "metric": metric,
-                          "subset": str(subset), "n": len(archs), "complexity": "params of the stand-alone network"}
+                          "subset": str(subset), "n": len(archs), "complexity": "params of the stand-alone network",
+                          "evaluations_needed": needed, "evaluations_saved_by_dedup": len(set(archs)) - needed}
     tag = subset_tag(subset)
     _write_json(run.run_dir / "rank.json", report)          # the latest ranking (what the report shows)
     _write_json(run.run_dir / f"rank-{tag}.json", report)   # kept per subset: 327-cell and all-cell rankings
     report["protocol"]["files"] = [f"rank-{tag}.json", f"rank-{tag}.csv"]
+    report["protocol"]["evaluated_now"] = scorer.forward_passes   # this call's work, not part of the files
+    report["protocol"]["world_size"] = world
     order_s = (-scores).argsort(kind="stable").argsort(kind="stable") + 1
     order_t = (-truth).argsort(kind="stable").argsort(kind="stable") + 1
     buf = io.StringIO()
@@ -98,6 +135,27 @@ def rank_run(run_dir: Union[str, Path], benchmark: str = "nb201", metric: str = 
     return report
 
 
+def run_space(run_dir: Union[str, Path]) -> str:
+    """The search space a run directory trained (read from its config.yaml, without loading the run)."""
+    from ..config import load_config
+    from ..train.trainer import RunDirError
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
+    return load_config(path).space.name
+
+
+def _use_local_gpu(run: LoadedRun) -> None:
+    """Under torchrun on a CUDA run, move the model to this process's GPU (``LOCAL_RANK``)."""
+    import os
+
+    import torch
+    local = os.environ.get("LOCAL_RANK")
+    if run.device.type == "cuda" and local is not None and torch.cuda.device_count() > int(local):
+        run.device = torch.device("cuda", int(local))
+        run.model.to(run.device)
+
+
 def _f(value, fmt: str) -> str:
     return "n/a" if value is None else format(value, fmt)
 
@@ -108,6 +166,9 @@ def format_rank(report: dict) -> str:
     lines = [f"benchmark {p['benchmark']} metric {p['metric']} subset {p['subset']} (n={p['n']}); "
              f"scored on {p['dataset']} {p['scored_on']} ({p['eval_images']} images), BN {p['bn_mode']}, "
              f"checkpoint step {p['checkpoint_step']}/{p['total_steps']}, seed {p['seed']}",
+             *([f"  dedup {p['dedup']}: {p['n']} archs need {p['evaluations_needed']} evaluations "
+                f"({p['evaluations_saved_by_dedup']} saved); evaluated now {p.get('evaluated_now', 'n/a')}, "
+                f"precision {p.get('precision')}"] if "evaluations_needed" in p else []),
              f"  Kendall tau-b      {_f(report['kendall_tau'], '.4f')}",
              f"  Spearman rho       {_f(report['spearman_rho'], '.4f')}"]
     for frac, v in report.get("precision_at", {}).items():

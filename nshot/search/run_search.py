@@ -17,8 +17,9 @@ from .fitness import CachedFitness
 def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: Optional[int] = None,
                constraint: Optional[Constraint] = None, top_k: int = 10, seed: Optional[int] = None,
                bn_mode: str = "batch", recal_batches: int = 0, eval_images: Optional[int] = None,
-               benchmark: Optional[str] = None, metric: str = "cifar10/test", table: Optional[str] = None,
-               device: Optional[str] = None, progress: str = "auto", **strategy_kwargs) -> dict:
+               benchmark: Optional[str] = None, metric: Optional[str] = None, table: Optional[str] = None,
+               device: Optional[str] = None, progress: str = "auto", probe: Optional[str] = None,
+               probe_images: int = 5000, **strategy_kwargs) -> dict:
     """Run ``strategy`` on the run's supernet; write RUN/search.json and return it as a dict.
 
     With ``benchmark``, the ground truth of the best architectures is looked up and reported too.
@@ -26,14 +27,16 @@ def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: O
     from . import get_strategy
 
     run = load_run(run_dir, device)
-    space = spaces.get(run.cfg.space.name)
+    space = spaces.for_config(run.cfg)
     bench = None
     if benchmark is not None:
         from .. import benchmarks
         bench = benchmarks.get(benchmark, path=table)
+        metric = metric or bench.default_metric
         if metric not in bench.metrics:
             raise ValueError(f"unknown metric {metric!r} for benchmark {bench.name}; available: {', '.join(bench.metrics)}")
-    scorer = make_scorer(run, bn_mode, recal_batches, eval_images, progress="none")
+    scorer = make_scorer(run, bn_mode, recal_batches, eval_images, progress="none", probe=probe,
+                         probe_images=probe_images)
     fitness = CachedFitness(batch_fn=scorer.score_many, cache=dict(scorer.scores))
     fn = get_strategy(strategy)
     rng = np.random.default_rng(run.cfg.seed if seed is None else seed)

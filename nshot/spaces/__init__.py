@@ -1,6 +1,12 @@
 """Search spaces: what an architecture is (pure Python, no torch import)."""
-from .base import Arch, SearchSpace, as_rng, available, get, register
+from .base import (Arch, ArchTypeError, SearchSpace, as_rng, available, check_model_options, for_config, get, register,
+                   shape_from_config)
 from . import nb201  # noqa: F401  (registers "nb201")
+from . import macro  # noqa: F401  (registers "macro")
+from . import proxyless  # noqa: F401  (registers "proxyless")
+from .macro import MacroSpace
 from .nb201 import NB201Space
+from .proxyless import ProxylessSpace
 
-__all__ = ["Arch", "NB201Space", "SearchSpace", "as_rng", "available", "get", "register"]
+__all__ = ["Arch", "ArchTypeError", "MacroSpace", "NB201Space", "ProxylessSpace", "SearchSpace", "as_rng", "available",
+           "check_model_options", "for_config", "get", "register", "shape_from_config"]

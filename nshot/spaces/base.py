@@ -7,15 +7,24 @@ groupings work on any space through ``decode``/``encode``.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from abc import ABC, abstractmethod
 from itertools import product
-from typing import Iterator, Sequence, Union
+from typing import Any, Iterator, Sequence, Union
 
 import numpy as np
 
 Arch = str
 Rng = Union[np.random.Generator, random.Random, int, None]
+
+
+class ArchTypeError(TypeError, ValueError):
+    """A non-string was given where an architecture string is expected.
+
+    Subclasses both TypeError (it is a wrong type) and ValueError (it is a malformed architecture), so
+    callers catching either keep working.
+    """
 
 
 def as_rng(rng: Rng) -> np.random.Generator:
@@ -33,6 +42,16 @@ class SearchSpace(ABC):
     """A finite space of architectures made of independent discrete decisions."""
 
     name: str = "abstract"
+    #: ``model.*`` config keys that define the decisions (constructor arguments, e.g. proxyless ``depths``).
+    space_options: tuple[str, ...] = ()
+    #: ``model.*`` config keys that shape the network without changing the decisions: passed to
+    #: ``num_params``/``flops`` and to the network builders (NB201: ``C``, ``N``).
+    shape_options: tuple[str, ...] = ()
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The constructor arguments of this instance (``get(self.name, **self.options)`` rebuilds it)."""
+        return {}
 
     @property
     @abstractmethod
@@ -130,12 +149,55 @@ def register(name: str):
 
 def get(name: str, **kwargs) -> SearchSpace:
     """Instantiate a registered space by name, e.g. ``get("nb201")``."""
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown search space {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
-    return cls(**kwargs)
+    return _space_class(name)(**kwargs)
 
 
 def available() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def _space_class(name: str) -> type:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown search space {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def _picked(model: Any, keys: Sequence[str]) -> dict[str, Any]:
+    """The set (non-null) values of ``keys`` on a model config; lists become tuples (hashable)."""
+    out = {}
+    for k in keys:
+        v = getattr(model, k, None)
+        if v is not None:
+            out[k] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def check_model_options(name: str, model: Any) -> None:
+    """Refuse a ``model.*`` option that is set (not null) but that space ``name`` does not take.
+
+    Only options whose config default is null are checked (options with a value by default, like NB201's
+    ``C``/``N``, are always present). ValueError naming the key and the space's own options.
+    """
+    cls = _space_class(name)
+    used = set(cls.space_options) | set(cls.shape_options)
+    if not dataclasses.is_dataclass(model):
+        return
+    for f in dataclasses.fields(model):
+        if f.default is None and getattr(model, f.name) is not None and f.name not in used:
+            takes = ", ".join(f"model.{k}" for k in (*cls.space_options, *cls.shape_options) if k not in ("C", "N"))
+            raise ValueError(f"model.{f.name} is not an option of search space {name!r} (leave it null); "
+                             f"{name} takes {takes or 'none of the MobileNet options'}")
+
+
+def for_config(cfg: Any) -> SearchSpace:
+    """The search space a run config describes: ``cfg.space.name`` built with the ``cfg.model`` options that
+    define its decisions (``space_options``; null = the space's default)."""
+    cls = _space_class(cfg.space.name)
+    return get(cfg.space.name, **_picked(cfg.model, cls.space_options))
+
+
+def shape_from_config(cfg: Any) -> dict[str, Any]:
+    """The ``cfg.model`` options that shape a space's network (``shape_options``; null ones are left out, so
+    the space's default applies)."""
+    return _picked(cfg.model, _space_class(cfg.space.name).shape_options)

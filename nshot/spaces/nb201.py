@@ -12,21 +12,13 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Sequence
 
-from .base import Arch, SearchSpace, register
+from .base import Arch, ArchTypeError, SearchSpace, register  # noqa: F401 (ArchTypeError re-exported)
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # Edge index e -> (target node, source node), sorted as NB201's edge2index: 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2.
 EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 NUM_NODES = 4
 _TOKEN = re.compile(r"([^~]+)~([0-9]+)")
-
-
-class ArchTypeError(TypeError, ValueError):
-    """A non-string was given where an NB201 architecture string is expected.
-
-    Subclasses both TypeError (it is a wrong type) and ValueError (it is a malformed architecture), so
-    callers catching either keep working.
-    """
 
 
 def _parse(text: str) -> tuple[int, ...]:
@@ -88,6 +80,7 @@ class NB201Space(SearchSpace):
 
     ops = OPS
     edges = EDGES
+    shape_options = ("C", "N")
 
     @property
     def choices(self) -> tuple[tuple[str, ...], ...]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -76,11 +76,13 @@ class Complexity:
 
 
 @lru_cache(maxsize=32)
-def _cached(space_name: str, measure: str, shape: tuple) -> Complexity:
+def _cached(space_name: str, options: tuple, measure: str, shape: tuple) -> Complexity:
     from .. import spaces
-    return Complexity(spaces.get(space_name), measure, **dict(shape))
+    return Complexity(spaces.get(space_name, **dict(options)), measure, **dict(shape))
 
 
-def get_complexity(space_name: str, measure: str = "params", **shape) -> Complexity:
-    """A shared :class:`Complexity` per (space, measure, shape): its enumeration is done once per process."""
-    return _cached(space_name, measure, tuple(sorted(shape.items())))
+def get_complexity(space: Union[str, SearchSpace], measure: str = "params", **shape) -> Complexity:
+    """A shared :class:`Complexity` per (space and its options, measure, shape): its enumeration is done once
+    per process. ``space`` is a registered name (default options) or a space instance."""
+    name, options = (space, {}) if isinstance(space, str) else (space.name, space.options)
+    return _cached(name, tuple(sorted(options.items())), measure, tuple(sorted(shape.items())))

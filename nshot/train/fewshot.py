@@ -23,7 +23,7 @@ import torch
 
 from .. import spaces
 from ..config import Config, dump_config
-from ..data import ImageData, augment_batch, epoch_batches, normalize, num_batches
+from ..data import ImageData, epoch_batches, num_batches, train_input
 from . import rng
 from .checkpoint import atomic_write_bytes
 from .gradmatch import choose_split
@@ -41,7 +41,7 @@ class FewShotRun:
         if f.method not in ("exhaustive", "gm"):
             raise ValueError(f"fewshot.method = {f.method!r}: FewShotRun needs exhaustive or gm")
         self.cfg, self.run_dir = cfg, Path(run_dir)
-        self.space = spaces.get(cfg.space.name)
+        self.space = spaces.for_config(cfg)
         self.data = data if data is not None else load_data(cfg)
         self.splits = sorted(f.split_epochs)
         if any(not 0 <= e < cfg.train.epochs for e in self.splits) or len(set(self.splits)) != len(self.splits):
@@ -162,9 +162,9 @@ class FewShotRun:
         def batch(i: int):
             j = idx[i % len(idx)]
             x = train.x[j]
-            x = (augment_batch(x, train.mean, train.std, seed=rng.torch_seed(self.cfg.seed, rng.GRADMATCH, i),
-                               pad=self.cfg.data.crop_padding, flip=self.cfg.data.flip)
-                 if self.cfg.data.augment else normalize(x, train.mean, train.std))
+            d = self.cfg.data
+            x = train_input(x, train.mean, train.std, rng.torch_seed(self.cfg.seed, rng.GRADMATCH, i), d.augment,
+                            d.crop_padding, d.flip, d.image_size)
             return x.to(self._device), train.y[j].to(self._device)
         return batch
 
@@ -233,6 +233,10 @@ class PartitionedSupernet(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, arch: str) -> torch.Tensor:
         return self.leaves[str(self.tree.route(arch).id)](x, arch)
+
+    def features(self, x: torch.Tensor, arch: str) -> torch.Tensor:
+        """Pooled features of ``arch`` from its sub-supernet (what a probe reads)."""
+        return self.leaves[str(self.tree.route(arch).id)].features(x, arch)
 
 
 def load_partitioned(run_dir: Union[str, Path], data: tuple[ImageData, ImageData]) -> tuple[Config, PartitionedSupernet, int, int]:

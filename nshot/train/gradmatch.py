@@ -21,7 +21,11 @@ from .partition import Mask, sample_in_mask
 
 def decision_param_names(model: torch.nn.Module, decision: int) -> set[str]:
     """Names of the parameters that belong to the candidate ops of ``decision`` (NB201: edge ``decision`` in
-    every cell), which gradient matching leaves out."""
+    every cell; a network with a ``decision_param_names(decision)`` method, e.g. the layer-wise MobileNet
+    networks, says itself), which gradient matching leaves out."""
+    own = getattr(model, "decision_param_names", None)
+    if callable(own):
+        return set(own(decision))
     marker = f".edges.{decision}."
     return {n for n, _ in model.named_parameters() if marker in f".{n}"}
 

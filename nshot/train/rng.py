@@ -11,6 +11,7 @@ AUGMENT = 2   # crop offsets and flips of a step's batch
 INIT = 3      # weight initialisation
 GROUPING = 4  # momentum-separation grouping (random edge, k-means)
 GRADMATCH = 5  # gradient-matching split estimates
+PINAS = 6      # Pi-NAS projection head and queue initialisation
 
 
 def step_rng(seed: int, stream: int, step: int, salt: int | None = None) -> np.random.Generator:
@@ -19,7 +20,8 @@ def step_rng(seed: int, stream: int, step: int, salt: int | None = None) -> np.r
     return np.random.default_rng(key)
 
 
-def torch_seed(seed: int, stream: int, step: int) -> int:
-    """A 63-bit integer seed for a torch.Generator, derived from (seed, stream, step)."""
-    state = np.random.SeedSequence([int(seed), int(stream), int(step)]).generate_state(1, np.uint64)[0]
+def torch_seed(seed: int, stream: int, step: int, salt: int | None = None) -> int:
+    """A 63-bit integer seed for a torch.Generator, derived from (seed, stream, step[, salt])."""
+    key = [int(seed), int(stream), int(step)] + ([] if salt is None else [int(salt)])
+    state = np.random.SeedSequence(key).generate_state(1, np.uint64)[0]
     return int(state >> np.uint64(1))

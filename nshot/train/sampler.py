@@ -36,9 +36,11 @@ class UniformSampler:
 
 class FairSampler:
     """FairNAS strict fairness (decision 6): m = max choices per decision paths per step; for each decision
-    one random permutation of its choices, path k taking the k-th element, so every choice of every decision
-    is trained exactly once per step (a decision with fewer than m choices repeats random ones to fill up).
-    ``forced`` pins decisions for all m paths (momentum separation on one edge).
+    one random permutation of its choices, path k taking the k-th element, so every choice of a decision with
+    m choices is trained exactly once per step. A decision with n < m choices (MobileNet layers without the
+    identity, few-shot masks) continues with further independent permutations of its choices, cut at m, so each
+    of its choices is trained floor(m/n) or ceil(m/n) times per step (at least once; no choice twice before
+    every choice once). ``forced`` pins decisions for all m paths (momentum separation on one edge).
     """
 
     name = "fair"
@@ -58,17 +60,50 @@ class FairSampler:
             if forced and d in forced:
                 col = np.full(self.m, forced[d])
             else:
-                col = np.asarray(allowed)[rng.permutation(n)]
-                if n < self.m:
-                    col = np.concatenate([col, np.asarray(allowed)[rng.integers(n, size=self.m - n)]])
+                perms = [np.asarray(allowed)[rng.permutation(n)] for _ in range(-(-self.m // n))]
+                col = np.concatenate(perms)[:self.m]
             columns.append(col)
         return [self.space.encode([int(col[k]) for col in columns]) for k in range(self.m)]
 
 
+class PairSampler:
+    """Pi-NAS (decision 12): two paths per step that differ at every decision: for each decision two distinct
+    choices drawn without replacement, the first for path A, the second for path B. A decision with a single
+    allowed choice (a few-shot mask) cannot differ and is shared; ``forced`` decisions are shared too.
+    """
+
+    name = "pair"
+
+    def __init__(self, space: SearchSpace, connected_only: bool = False, mask=None):
+        if connected_only:
+            raise ValueError("sampler.connected_only cannot be combined with the pair sampler: rejecting one path "
+                             "would bias the other")
+        self.space = space
+        self.allowed = [list(m) for m in mask] if mask is not None else [list(range(n)) for n in space.sizes]
+
+    def paths(self, rng: np.random.Generator, forced: Optional[dict[int, int]] = None) -> list[str]:
+        a, b = [], []
+        for d, allowed in enumerate(self.allowed):
+            if forced and d in forced:
+                a.append(forced[d])
+                b.append(forced[d])
+            elif len(allowed) == 1:
+                a.append(allowed[0])
+                b.append(allowed[0])
+            else:
+                i, j = rng.choice(len(allowed), size=2, replace=False)
+                a.append(int(allowed[int(i)]))
+                b.append(int(allowed[int(j)]))
+        return [self.space.encode(a), self.space.encode(b)]
+
+
+SAMPLERS = {"uniform": UniformSampler, "fair": FairSampler, "pair": PairSampler}
+
+
 def build_sampler(name: str, space: SearchSpace, connected_only: bool = False, mask=None):
     """Sampler by config name, restricted to ``mask`` (allowed choices per decision) when given."""
-    if name == "uniform":
-        return UniformSampler(space, connected_only, mask=mask)
-    if name == "fair":
-        return FairSampler(space, connected_only, mask=mask)
-    raise ValueError(f"unknown sampler {name!r}; available: uniform, fair")
+    try:
+        cls = SAMPLERS[name]
+    except KeyError:
+        raise ValueError(f"unknown sampler {name!r}; available: {', '.join(SAMPLERS)}") from None
+    return cls(space, connected_only, mask=mask)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
+from .. import spaces
 from ..data import ImageData, augment_batch, epoch_batches, normalize, num_batches
 from ..nn import build_standalone
 from ..score import evaluate_arch
@@ -33,12 +34,16 @@ class StandaloneConfig:
 
 def train_standalone(space: str, arch: str, train: ImageData, evald: ImageData, cfg: StandaloneConfig,
                      seed: int = 0, device: Optional[torch.device] = None,
-                     on_epoch: Optional[Callable[[int, float], None]] = None) -> float:
-    """Train ``arch`` from scratch on ``train``; return top-1 accuracy (%) on ``evald``."""
+                     on_epoch: Optional[Callable[[int, float], None]] = None,
+                     options: Optional[dict[str, Any]] = None) -> float:
+    """Train ``arch`` from scratch on ``train``; return top-1 accuracy (%) on ``evald``. ``options``: the space's
+    own options (``SearchSpace.options``, e.g. a proxyless network description); ``cfg.C``/``cfg.N`` apply to the
+    spaces that take them (NB201); the other spaces build their default (benchmark) network."""
     device = device or torch.device("cpu")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(rng.torch_seed(seed, rng.INIT, 1))
-        net = build_standalone(space, arch, C=cfg.C, N=cfg.N, num_classes=train.num_classes,
+        shape = {k: getattr(cfg, k) for k in ("C", "N") if k in spaces.get(space, **(options or {})).shape_options}
+        net = build_standalone(space, arch, **(options or {}), **shape, num_classes=train.num_classes,
                                in_channels=train.x.shape[1]).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)

@@ -9,6 +9,7 @@ from typing import Optional, Union
 import torch
 
 from .. import spaces
+from ..spaces import SearchSpace
 from ..config import Config
 from .env import environment, resolve_device
 from .metrics import MetricsLog
@@ -16,8 +17,10 @@ from .standalone import StandaloneConfig, train_standalone
 from .trainer import RunDirError, load_data
 
 
-def resolve_arch(arch_or_run: str, space_name: str) -> tuple[str, Optional[Path]]:
-    """An architecture string, or the best architecture of a run's search.json."""
+def resolve_arch(arch_or_run: str, space: Union[str, SearchSpace]) -> tuple[str, Optional[Path]]:
+    """An architecture string, or the best architecture of a run's search.json (``space``: a name or an instance,
+    e.g. ``spaces.for_config(cfg)`` for a proxyless space with its own depths)."""
+    sp = spaces.get(space) if isinstance(space, str) else space
     p = Path(arch_or_run)
     if p.is_dir():
         found = p / "search.json"
@@ -26,8 +29,8 @@ def resolve_arch(arch_or_run: str, space_name: str) -> tuple[str, Optional[Path]
         best = json.loads(found.read_text()).get("best") or []
         if not best:
             raise RunDirError(f"{found} lists no architecture")
-        return spaces.get(space_name).parse(best[0]["arch"]), p
-    return spaces.get(space_name).parse(arch_or_run), None
+        return sp.parse(best[0]["arch"]), p
+    return sp.parse(arch_or_run), None
 
 
 def train_arch(arch: str, cfg: Config, sa: StandaloneConfig, run_dir: Union[str, Path],
@@ -48,11 +51,13 @@ def train_arch(arch: str, cfg: Config, sa: StandaloneConfig, run_dir: Union[str,
         log.write({"epoch": epoch + 1, "lr": lr, "seconds": time.time() - t0})
         print(f"epoch {epoch + 1}/{sa.epochs} lr {lr:.5f} {time.time() - t0:.0f}s", flush=True)
 
-    acc = train_standalone(cfg.space.name, arch, train, evald, sa, seed=cfg.seed, device=device, on_epoch=on_epoch)
+    space = spaces.for_config(cfg)
+    acc = train_standalone(cfg.space.name, arch, train, evald, sa, seed=cfg.seed, device=device, on_epoch=on_epoch,
+                           options=space.options)
+    shape = {k: getattr(sa, k) for k in ("C", "N") if k in space.shape_options}   # NB201; others: default network
     result = {"arch": arch, "accuracy": acc, "evaluated_on": f"{cfg.data.name} "
               f"{'eval half' if cfg.data.split == 'nb201' else 'test set'} ({len(evald)} images)",
-              "params": spaces.get(cfg.space.name).num_params(arch, C=sa.C, N=sa.N, num_classes=train.num_classes,
-                                                              in_channels=train.x.shape[1]),
+              "params": space.num_params(arch, **shape, num_classes=train.num_classes, in_channels=train.x.shape[1]),
               "protocol": {**sa.__dict__, "seed": cfg.seed, "dataset": cfg.data.name, "split": cfg.data.split,
                            "split_file": cfg.data.split_file},
               "source_run": str(source_run) if source_run else None, "seconds": time.time() - t0,

@@ -19,17 +19,17 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 
 from .. import spaces
 from ..config import Config, ConfigError, apply_overrides, dump_config, from_dict, load_config, to_dict
-from ..data import ImageData, augment_batch, epoch_batches, load_dataset, normalize, num_batches
+from ..data import ImageData, epoch_batches, load_dataset, num_batches
 from ..nn import BNConfig, build_supernet
-from . import rng
+from . import distributed, rng
 from .checkpoint import atomic_write_bytes, load_checkpoint_from, save_checkpoint
 from .env import environment, resolve_device
 from .lr import build_lr_policy
 from .metrics import MetricsLog
+from .objectives import build_objective
 from .optim import build_optimizer, fill_unused_grads, grad_momentum_cosine
 from .progress import Progress
 from .complexity import get_complexity
@@ -49,9 +49,11 @@ class RunDirError(RuntimeError):
     """A run directory is missing, incomplete or belongs to another kind of run."""
 
 
-def space_shape(cfg: Config, num_classes: int, in_channels: int) -> dict[str, int]:
-    """Keyword arguments describing the network shape to the space (complexity of a subnet)."""
-    return {"C": cfg.model.C, "N": cfg.model.N, "num_classes": num_classes, "in_channels": in_channels}
+def space_shape(cfg: Config, num_classes: int, in_channels: int) -> dict[str, Any]:
+    """Keyword arguments describing the network shape to the space (complexity of a subnet): the ``model.*``
+    options the space declares as ``shape_options`` (NB201: C, N; unset ones keep the space's default), the
+    number of classes and the input channels."""
+    return {**spaces.shape_from_config(cfg), "num_classes": num_classes, "in_channels": in_channels}
 
 
 def build_model(cfg: Config, num_classes: int, in_channels: int, candidates=None, init_salt: int = 0) -> torch.nn.Module:
@@ -60,15 +62,15 @@ def build_model(cfg: Config, num_classes: int, in_channels: int, candidates=None
     bn = BNConfig(affine=cfg.model.bn_affine, track_running_stats=cfg.model.bn_track_running_stats)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(rng.torch_seed(cfg.seed, rng.INIT, init_salt))
-        return build_supernet(cfg.space.name, C=cfg.model.C, N=cfg.model.N, num_classes=num_classes,
-                              in_channels=in_channels, bn=bn, candidates=candidates)
+        options = {**spaces.for_config(cfg).options, **space_shape(cfg, num_classes, in_channels)}
+        return build_supernet(cfg.space.name, **options, bn=bn, candidates=candidates)
 
 
 def load_data(cfg: Config) -> tuple[ImageData, ImageData]:
     """(train, eval) splits as configured, subset if asked."""
     d = cfg.data
     train, evald = load_dataset(d.name, d.root, split=d.split, split_file=d.split_file, download=d.download,
-                                seed=cfg.seed)
+                                seed=cfg.seed, image_size=d.image_size, workers=d.workers)
     if d.train_subset is not None:
         train = train.subset(min(d.train_subset, len(train)))
     if d.eval_subset is not None:
@@ -104,18 +106,22 @@ class Trainer:
         self.mask = tuple(tuple(int(c) for c in m) for m in mask) if mask is not None else None
         self.schedule_start, self.node, self.ms_exclude = int(schedule_start), node, tuple(ms_exclude)
         self.resume_hint = self.run_dir   # the directory a user resumes (a few-shot run's top directory)
-        self.device = resolve_device(cfg.device)
+        self.device = distributed.local_device(resolve_device(cfg.device))
+        self.dist = distributed.init(self.device)   # torchrun: join the group (every rank, before anything is written)
+        self._paths_checked = not self.dist.enabled
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
-        self.space = spaces.get(cfg.space.name)
+        self.space = spaces.for_config(cfg)
         self.train_data, self.eval_data = data if data is not None else load_data(cfg)
         self.train_data = self.train_data.to(self.device)
         in_channels = self.train_data.x.shape[1]
         self.model = build_model(cfg, self.train_data.num_classes, in_channels, self.mask,
                                  init_salt=node or 0).to(self.device)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.objective = build_objective(cfg, self.model, self.train_data, self.device)
+        self.objective.dist = self.dist
+        self.params = [p for p in self.model.parameters() if p.requires_grad] + self.objective.parameters()
         self.sampler = build_sampler(cfg.train.sampler, self.space, cfg.sampler.connected_only, mask=self.mask)
-        self.complexity = get_complexity(cfg.space.name, cfg.calr.complexity,
+        self.complexity = get_complexity(self.space, cfg.calr.complexity,
                                          **space_shape(cfg, self.train_data.num_classes, in_channels))
         self.lr_policy = build_lr_policy(cfg.train.lr_policy, cfg.optim.lr, cfg.optim.lr_min, self.complexity,
                                          cfg.calr.gamma_max)
@@ -150,9 +156,11 @@ class Trainer:
             raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}` "
                               "or choose another run.dir")
         trainer = cls(cfg, run_dir, data, **node)  # loads data and builds the model before anything is written
-        run_dir.mkdir(parents=True, exist_ok=True)
-        trainer._record_env("start")
-        dump_config(cfg, run_dir / "config.yaml")   # last: a folder with config.yaml is a run that can be resumed
+        if trainer.dist.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            trainer._record_env("start")
+            dump_config(cfg, run_dir / "config.yaml")   # last: a folder with config.yaml is a run that can be resumed
+        distributed.barrier(trainer.dist)
         return trainer
 
     @classmethod
@@ -182,8 +190,9 @@ class Trainer:
         if not (folder / "last.pt").exists() and not (folder / "prev.pt").exists():
             cfg = load_config(cfg_path, overrides)
             trainer = cls(cfg, run_dir, data)
-            trainer.metrics.truncate_after(0)
-            if overrides:
+            if trainer.dist.is_main:
+                trainer.metrics.truncate_after(0)
+            if overrides and trainer.dist.is_main:
                 dump_config(cfg, cfg_path)
             trainer._record_env("restart (no checkpoint yet)", overrides)
             return trainer
@@ -199,13 +208,16 @@ class Trainer:
         trainer = cls(cfg, run_dir, data, **node_args(state))
         trainer.load_state(state)
         trainer._keep_previous = source.name != "prev.pt"
-        trainer.metrics.truncate_after(trainer.step)
-        if overrides:
+        if trainer.dist.is_main:
+            trainer.metrics.truncate_after(trainer.step)
+        if overrides and trainer.dist.is_main:
             dump_config(cfg, cfg_path)
         trainer._record_env("resume", overrides)
         return trainer
 
     def _record_env(self, event: str, overrides: Optional[list[str]] = None) -> None:
+        if not self.dist.is_main:
+            return
         path = self.run_dir / "env.json"
         try:
             entries = json.loads(path.read_text()) if path.exists() else []
@@ -230,12 +242,14 @@ class Trainer:
                 "config": to_dict(self.cfg), "step": self.step, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "epoch_accumulators": dict(self._acc),
                 "mask": [list(m) for m in self.mask] if self.mask is not None else None,
-                "schedule_start": self.schedule_start, "node": self.node, "ms_exclude": list(self.ms_exclude)}
+                "schedule_start": self.schedule_start, "node": self.node, "ms_exclude": list(self.ms_exclude),
+                "objective": self.objective.state_dict()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         if state.get("space") != self.cfg.space.name:
             raise RunDirError(f"checkpoint is for space {state.get('space')!r}, config says {self.cfg.space.name!r}")
         self.model.load_state_dict(state["model"])
+        self.objective.load_state_dict(state.get("objective") or {})
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self._acc = dict(state["epoch_accumulators"])
@@ -248,6 +262,8 @@ class Trainer:
                 f"non-finite weights at step {self.step} (a non-finite gradient?); not saved: the last good "
                 f"checkpoint is in {self.run_dir / 'checkpoints'}; resume with a lower lr, e.g. "
                 f"`nshot train --resume {self.resume_hint} optim.lr={self.cfg.optim.lr / 2:g}`")
+        if not self.dist.is_main:   # one writer: rank 0 (all ranks hold the same state)
+            return
         try:
             save_checkpoint(self.run_dir / "checkpoints", self.state_dict(), keep_previous=self._keep_previous)
         except OSError as exc:
@@ -280,12 +296,6 @@ class Trainer:
         s0 = self.schedule_start   # a sub-supernet that starts afresh has its own schedule over [s0, T]
         skip_bad = cfg.train.nonfinite == "skip"
         archs, group = self.step_plan(t)
-        if cfg.data.augment:
-            x = augment_batch(x_uint8, self.train_data.mean, self.train_data.std,
-                              seed=rng.torch_seed(cfg.seed, rng.AUGMENT, t), pad=cfg.data.crop_padding,
-                              flip=cfg.data.flip)
-        else:
-            x = normalize(x_uint8, self.train_data.mean, self.train_data.std)
         if len(archs) == 1:
             lr, scales = self.lr_policy(t - s0, T - s0, archs[0]), [1.0]
         elif getattr(self.lr_policy, "subnet_aware", False):
@@ -300,14 +310,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.model.train()
         saved_buffers = [b.clone() for b in self._buffers] if skip_bad else []
-        losses = []
-        correct = torch.zeros((), device=x.device, dtype=torch.long)
-        for arch, scale in zip(archs, scales):
-            logits = self.model(x, arch)
-            loss = F.cross_entropy(logits, y)
-            (loss * scale if scale != 1.0 else loss).backward()
-            losses.append(loss.detach())
-            correct += (logits.detach().argmax(1) == y).sum()
+        saved_objective = self.objective.snapshot() if skip_bad else None
+        path_losses, correct = self._forward_backward(x_uint8, y, archs, scales, t)
         if cfg.optim.update_unused:
             fill_unused_grads(self.params)
         grads = [p for p in self.params if p.grad is not None]
@@ -316,7 +320,6 @@ class Trainer:
             grad_norm = torch.nn.utils.clip_grad_norm_(grads, cfg.train.grad_clip)
         elif skip_bad and grads:
             grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in grads]))
-        path_losses = torch.stack(losses)
         quintiles = [self.complexity.quintile(a) for a in archs] if cfg.diagnostics.loss_by_quintile else []
         out = {"loss": path_losses.mean(), "path_losses": path_losses, "correct": correct, "lr": logged_lr,
                "quintiles": quintiles, "cos": None, "paths": len(archs), "batch": len(y), "t": t, "skipped": False}
@@ -328,6 +331,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 for b, saved in zip(self._buffers, saved_buffers):
                     b.copy_(saved)
+                self.objective.restore(saved_objective)
                 self.step += 1
                 out["skipped"] = True
                 return out
@@ -339,6 +343,35 @@ class Trainer:
             self.optimizer.step(group=group)
         self.step += 1
         return out
+
+    def _forward_backward(self, x_uint8: torch.Tensor, y: torch.Tensor, archs: list[str], scales: list[float],
+                          t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The objective over the global batch: this rank's slice (torchrun), in ``train.micro_batches`` parts,
+        each loss weighted by its share of the global batch; gradients summed over ranks. Returns the global
+        batch's per-path mean losses and correct count (identical on every rank)."""
+        n, info = len(y), self.dist
+        if not self._paths_checked:
+            distributed.check_same(archs, info)
+            self._paths_checked = True
+        inputs = self.objective.inputs(x_uint8, t)
+        mine = distributed.shard_slice(n, info.rank, info.world)
+        local = mine.stop - mine.start
+        micro = min(self.cfg.train.micro_batches, max(local, 1))
+        parts = [distributed.shard_slice(local, j, micro) for j in range(micro)]
+        parts = [slice(mine.start + p.start, mine.start + p.stop) for p in parts]
+        losses, correct = self.objective.run(inputs, y, archs, scales, parts, n)
+        if info.enabled:
+            distributed.allreduce_grads(self.params, info)
+            stats = torch.cat([losses.double() * local, correct.double().view(1)])
+            stats = distributed.all_reduce_sum(stats, info)
+            losses, correct = (stats[:-1] / n).float(), stats[-1].round().long()
+        return losses, correct
+
+    def _any_rank_stopping(self) -> bool:
+        """Whether any rank was asked to stop (one all-reduce); all ranks then stop at the same step."""
+        flag = torch.tensor([1.0 if self._stop_requested else 0.0], device=self.device)
+        self._stop_requested = bool(distributed.all_reduce_sum(flag, self.dist)[0] > 0)
+        return self._stop_requested
 
     def _end_epoch(self, epoch: int) -> dict[str, Any]:
         a = self._acc
@@ -404,8 +437,8 @@ class Trainer:
         if until is not None:
             stop_at = min(stop_at, until)
         records: list[dict[str, Any]] = []
-        progress = Progress(self.total_steps, self.step, cfg.run.progress, desc="train",
-                            log_every=cfg.train.log_every_steps)
+        progress = Progress(self.total_steps, self.step, cfg.run.progress if self.dist.is_main else "none",
+                            desc="train", log_every=cfg.train.log_every_steps)
         handlers = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -413,7 +446,8 @@ class Trainer:
             except ValueError:  # not in the main thread
                 pass
         try:
-            while self.step < stop_at and not self._stop_requested:
+            stopped = False
+            while self.step < stop_at and not stopped:
                 epoch, start = divmod(self.step, spe)
                 t_epoch = time.perf_counter()
                 pending, pending_seen = [], 0
@@ -425,7 +459,11 @@ class Trainer:
                     boundary = self.step % spe == 0
                     log_now = self.step % cfg.train.log_every_steps == 0
                     ckpt_now = cfg.train.checkpoint_every_steps and self.step % cfg.train.checkpoint_every_steps == 0
-                    stopping = self.step >= stop_at or self._stop_requested
+                    stop_now = self._stop_requested
+                    if self.dist.enabled:   # ranks stop together, at a step where they all look
+                        stop_now = bool(boundary or log_now or ckpt_now) and self._any_rank_stopping()
+                    stopping = self.step >= stop_at or stop_now
+                    stopped = stop_now
                     if boundary or log_now or ckpt_now or stopping:
                         now = time.perf_counter()
                         self._accumulate(pending, now - t_epoch, pending_seen)
@@ -437,7 +475,8 @@ class Trainer:
                         pending, pending_seen = [], 0
                     if boundary:
                         record = self._end_epoch(epoch)
-                        self.metrics.write(record)
+                        if self.dist.is_main:
+                            self.metrics.write(record)
                         records.append(record)
                         progress.write(f"epoch {record['epoch']}/{cfg.train.epochs} loss {record['loss']:.4f} "
                                        f"acc {record['acc']:.2f} lr {record['lr']:.5f} "
@@ -450,6 +489,7 @@ class Trainer:
             progress.close()
             for sig, h in handlers.items():
                 signal.signal(sig, h)
+        distributed.barrier(self.dist)   # rank 0's checkpoint is on disk before any rank returns
         if self._stop_requested and self.step < self.total_steps:
             progress.write(f"stopped at step {self.step}/{self.total_steps}; checkpoint saved. "
                            f"Continue with: nshot train --resume {self.resume_hint}")

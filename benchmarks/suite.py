@@ -1,0 +1,71 @@
+"""Run many (variant, seed) jobs of benchmarks/rank_cifar10.py, resumably, and summarise tau per variant.
+
+Shared by the multi-seed benchmarks (dynamic_cifar10.py, fewshot_cifar10.py, pinas_cifar10.py): each job is
+one train + rank run in its own directory ``OUT/<variant>-s<seed>``; a finished job (its ``bench_rank.json``
+exists) is never run again, an unfinished one is started over.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One training recipe of a comparison: a config and the rank_cifar10.py arguments that differ."""
+    name: str
+    config: str                                   # path of the YAML recipe
+    args: Sequence[str] = field(default_factory=tuple)   # extra rank_cifar10.py arguments (e.g. --epochs 3)
+
+
+def run_jobs(out: Path, variants: Sequence[Variant], seeds: Sequence[int], common: Sequence[str],
+             jobs: int = 1) -> dict[tuple[str, int], dict]:
+    """Run every (variant, seed) (seeds outermost, so all variants of seed 0 finish first); returns results."""
+    out.mkdir(parents=True, exist_ok=True)
+
+    def one(job: tuple[Variant, int]) -> dict:
+        v, seed = job
+        run = out / f"{v.name}-s{seed}"
+        if (run / "bench_rank.json").exists():
+            return json.loads((run / "bench_rank.json").read_text())
+        if run.exists():
+            shutil.rmtree(run)
+        cmd = [sys.executable, str(REPO / "benchmarks/rank_cifar10.py"), "--config", v.config, "--seed", str(seed),
+               *common, *v.args, "--out", str(run)]
+        with open(out / f"{v.name}-s{seed}.log", "w") as log:
+            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+        return json.loads((run / "bench_rank.json").read_text())
+
+    todo = [(v, s) for s in seeds for v in variants]
+    with ThreadPoolExecutor(jobs) as pool:
+        return {(v.name, s): r for (v, s), r in zip(todo, pool.map(one, todo))}
+
+
+def summarize(results: dict[tuple[str, int], dict], names: Sequence[str], seeds: Sequence[int],
+              tau_label: str = "tau (327)", top1_label: str = "top-1 (NB201 test)") -> dict:
+    """Print a markdown table of tau (mean ± std over seeds), rho and top-1 per variant; return it as a dict."""
+    summary = {}
+    print(f"| variant | {tau_label} mean ± std | per seed | rho mean | {top1_label} mean | train min/run |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        runs = [results[(name, s)] for s in seeds]
+        taus = [r["kendall_tau"] for r in runs]
+        rhos = [r.get("spearman_rho") for r in runs]
+        tops = [r["top1"]["truth"] for r in runs]
+        mins = statistics.mean(r["train_seconds"] for r in runs) / 60
+        sd = statistics.stdev(taus) if len(taus) > 1 else 0.0
+        rho = statistics.mean(rhos) if None not in rhos else float("nan")
+        summary[name] = {"taus": taus, "tau_mean": statistics.mean(taus), "tau_std": sd, "rhos": rhos, "top1": tops,
+                         "train_minutes_mean": mins}
+        print(f"| {name} | {statistics.mean(taus):.3f} ± {sd:.3f} | {', '.join(f'{t:.3f}' for t in taus)} | "
+              f"{rho:.3f} | {statistics.mean(tops):.2f} | {mins:.1f} |")
+    return summary
