@@ -102,6 +102,8 @@ class TrainConfig:
     drop_last: bool = False
     checkpoint_every_steps: int = 0
     micro_batches: int = 1
+    precision: str = _choice("auto", "auto", "fp32", "bf16")
+    channels_last: Optional[bool] = None
     log_every_steps: int = 50
     nonfinite: str = _choice("stop", "stop", "skip")
 

@@ -55,3 +55,26 @@ def test_a_supernet_trains_on_an_image_folder_at_image_size(folder, tmp_path, ob
     recs = tr.fit()
     assert len(recs) == 1 and np.isfinite(recs[0]["loss"])
     assert seen and set(seen) == {(8, 8)}                   # every training input was cropped to image_size
+
+
+def test_channels_last_equals_the_default_layout_and_bf16_stays_close(tmp_path, tiny_data):
+    from conftest import tiny_overrides
+    base = Trainer.create(load_config(None, tiny_overrides("train.epochs=1")), tmp_path / "a", data=tiny_data)
+    assert base.precision == "fp32" and not base.channels_last            # auto on CPU
+    base.fit()
+    cl = Trainer.create(load_config(None, tiny_overrides("train.epochs=1", "train.channels_last=true")), tmp_path / "b",
+                        data=tiny_data)
+    assert cl.model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    cl.fit()
+    for (k, a), b in zip(base.model.state_dict().items(), cl.model.state_dict().values()):
+        torch.testing.assert_close(a, b.contiguous(), rtol=1e-4, atol=1e-5, msg=k)
+    bf = Trainer.create(load_config(None, tiny_overrides("train.epochs=1", "train.precision=bf16")), tmp_path / "c",
+                        data=tiny_data)
+    seen = []
+    real = bf.model.forward
+    bf.model.forward = lambda x, arch=None, prune=True: (seen.append(torch.is_autocast_enabled("cpu")),
+                                                         real(x, arch, prune))[1]
+    recs = bf.fit()
+    assert seen and all(seen)                                             # every forward ran under autocast
+    assert all(p.dtype == torch.float32 for p in bf.model.parameters())  # weights stay fp32
+    assert abs(recs[0]["loss"] - base.metrics.read()[0]["loss"]) < 0.05

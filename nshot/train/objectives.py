@@ -10,6 +10,7 @@ LR policy (CaLR by loss scaling: ``scales``) and optimizer (MS).
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Optional, Sequence
 
 import torch
@@ -40,6 +41,8 @@ class SupervisedObjective:
 
     def __init__(self, model: torch.nn.Module, cfg: Config, mean: Sequence[float], std: Sequence[float]):
         self.model, self.cfg, self.mean, self.std = model, cfg, tuple(mean), tuple(std)
+        self.autocast = contextlib.nullcontext   # the trainer sets bf16 autocast for the forward passes
+        self.dist = None
 
     def parameters(self) -> list[torch.nn.Parameter]:
         """Trainable parameters beyond the supernet's (none)."""
@@ -63,8 +66,9 @@ class SupervisedObjective:
             losses = []
             weight = (part.stop - part.start) / n
             for arch, scale in zip(archs, scales):
-                logits = self.model(x[part], arch)
-                loss = F.cross_entropy(logits, y[part])
+                with self.autocast():
+                    logits = self.model(x[part], arch)
+                    loss = F.cross_entropy(logits, y[part])
                 factor = scale * weight
                 (loss * factor if factor != 1.0 else loss).backward()
                 losses.append(loss.detach())

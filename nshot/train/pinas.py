@@ -21,6 +21,7 @@ two paths differ on the MS edge by construction, and one update can step one gro
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any, Optional, Sequence
 
@@ -104,6 +105,7 @@ class PiNASObjective:
         self.queue = F.normalize(torch.randn(size, p.dim, generator=g), dim=1).to(device)
         self.ptr = 0
         self.dist = None    # a DistInfo under torchrun: keys of all ranks join the queue
+        self.autocast = contextlib.nullcontext   # the trainer sets bf16 autocast for the forward passes
         # student module -> (its own parameters, the teacher's matching parameters), for the path-wise EMA
         self._pairs: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
         for student, teacher in ((model, self.teacher), (self.head, self.teacher_head)):
@@ -124,9 +126,9 @@ class PiNASObjective:
 
     def student(self, x: torch.Tensor, arch: str) -> tuple[torch.Tensor, set[int]]:
         """Normalised student embedding and the ids of the modules the forward ran."""
-        with _ModuleRecorder() as rec:
+        with _ModuleRecorder() as rec, self.autocast():
             z = self.head(self.model.features(x, arch))
-        return F.normalize(z, dim=1), rec.ids
+        return F.normalize(z.float(), dim=1), rec.ids
 
     @torch.no_grad()
     def update_teacher(self, module_ids: set[int]) -> None:
@@ -145,7 +147,9 @@ class PiNASObjective:
         """Normalised teacher embedding (train-mode BN, like the student)."""
         self.teacher.train(self.model.training)
         self.teacher_head.train(self.model.training)
-        return F.normalize(self.teacher_head(self.teacher.features(x, arch)), dim=1)
+        with self.autocast():
+            z = self.teacher_head(self.teacher.features(x, arch))
+        return F.normalize(z.float(), dim=1)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:

@@ -12,6 +12,7 @@ checkpoint continues exactly as an uninterrupted run would.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
@@ -89,6 +90,13 @@ def _checkpoint_config(state: dict[str, Any], source: Path, overrides: Optional[
     return from_dict(Config, apply_overrides(to_dict(cfg), overrides)).validate()
 
 
+def resolve_train_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` autocast on a CUDA device that supports it, else ``fp32``."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return precision
+
+
 def node_args(state: dict[str, Any]) -> dict[str, Any]:
     """The few-shot node settings stored in a checkpoint (none for a one-shot run)."""
     return {"mask": state.get("mask"), "schedule_start": state.get("schedule_start", 0), "node": state.get("node"),
@@ -117,8 +125,14 @@ class Trainer:
         in_channels = self.train_data.x.shape[1]
         self.model = build_model(cfg, self.train_data.num_classes, in_channels, self.mask,
                                  init_salt=node or 0).to(self.device)
+        self.precision = resolve_train_precision(cfg.train.precision, self.device)
+        self.channels_last = (cfg.train.channels_last if cfg.train.channels_last is not None
+                              else self.device.type == "cuda")
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.objective = build_objective(cfg, self.model, self.train_data, self.device)
         self.objective.dist = self.dist
+        self.objective.autocast = self._autocast
         self.params = [p for p in self.model.parameters() if p.requires_grad] + self.objective.parameters()
         self.sampler = build_sampler(cfg.train.sampler, self.space, cfg.sampler.connected_only, mask=self.mask)
         self.complexity = get_complexity(self.space, cfg.calr.complexity,
@@ -354,6 +368,8 @@ class Trainer:
             distributed.check_same(archs, info)
             self._paths_checked = True
         inputs = self.objective.inputs(x_uint8, t)
+        if self.channels_last:
+            inputs = [v.contiguous(memory_format=torch.channels_last) for v in inputs]
         mine = distributed.shard_slice(n, info.rank, info.world)
         local = mine.stop - mine.start
         micro = min(self.cfg.train.micro_batches, max(local, 1))
@@ -366,6 +382,12 @@ class Trainer:
             stats = distributed.all_reduce_sum(stats, info)
             losses, correct = (stats[:-1] / n).float(), stats[-1].round().long()
         return losses, correct
+
+    def _autocast(self):
+        """The forward passes' autocast context (bf16) or a no-op (fp32)."""
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _any_rank_stopping(self) -> bool:
         """Whether any rank was asked to stop (one all-reduce); all ranks then stop at the same step."""
