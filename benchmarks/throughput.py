@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Throughput of nshot: architectures/s of the plain vs the fast scorer (and, later, training images/s).
+"""Throughput of nshot: architectures/s of the plain vs the fast scorer, and training images/s of a plain loop vs\nnshot's training step.
 
 Scoring half. One supernet with random weights (default C=8, N=1, 10 classes, BN affine=False with batch
 statistics, as nshot trains it) scores the same architectures with:
@@ -19,6 +19,12 @@ cost). Every scorer starts with an empty cache. Timing: ``--rounds`` rounds, eac
 every scorer, the scorer order rotating between rounds; reported: median wall time per (workload, scorer),
 architectures/s = workload size / time (so dedup shows as a higher rate), and fast/plain. ``identical``
 checks that ``fast exact`` gave exactly the plain scores; for ``fast iso`` the share of equal scores.
+
+Training half (``--train-steps`` > 0): images/s of SPOS steps (batch 64, random images, the same uniform
+architecture sequence) with a conventional loop (:class:`PlainLoop`: host-side per-image crop/flip in Python,
+a host-to-device copy and a loss read-back every step, fp32) vs nshot's ``Trainer.train_step`` (uint8 split on
+the device, batched device-side augmentation, no per-step sync; bf16 autocast and channels_last where the
+device defaults turn them on: CUDA), interleaved rounds, medians.
 
     python benchmarks/throughput.py                         # CPU scale of the results table
     python benchmarks/throughput.py --device cuda --C 16 --N 5 --images 10000
@@ -133,14 +139,96 @@ def scoring_throughput(args, device: torch.device) -> list[dict]:
     return rows
 
 
-def training_throughput(args, device: torch.device) -> Optional[list[dict]]:
-    """Training half (images/s of supernet training steps, plain vs fast): to be added by the lead.
+class PlainLoop:
+    """A conventional training step, as a typical NAS code base writes it: the training images live on the host
+    as uint8 numpy; each step crops (zero padding 4) and flips every image of the batch in a Python loop, stacks
+    them, copies the batch to the device, normalises, runs forward/backward, clips, steps SGD and reads the loss
+    back for logging (one host sync per step). fp32, default memory format."""
 
-    Return rows shaped like :func:`scoring_throughput`'s (one per workload, one dict per variant with
-    ``seconds`` and a rate, and ``ratio`` against the plain variant) and extend :func:`markdown` to print them.
-    ``None`` means "not measured" and prints nothing.
-    """
-    return None
+    def __init__(self, net: torch.nn.Module, data: ImageData, args, device: torch.device):
+        import numpy as np
+        self.np = np
+        self.net, self.device = net, device
+        self.x, self.y = data.x.numpy(), data.y
+        self.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(data.std, device=device).view(1, -1, 1, 1) * 255
+        self.opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        self.rng = np.random.default_rng(args.seed)
+
+    def step(self, idx: torch.Tensor, arch: str) -> float:
+        np = self.np
+        imgs = []
+        for i in idx.tolist():
+            im = np.pad(self.x[i], ((0, 0), (4, 4), (4, 4)))
+            dy, dx = self.rng.integers(0, 9, size=2)
+            im = im[:, dy:dy + 32, dx:dx + 32]
+            if self.rng.random() < 0.5:
+                im = im[:, :, ::-1]
+            imgs.append(np.ascontiguousarray(im))
+        x = torch.from_numpy(np.stack(imgs)).to(self.device).float()
+        x = (x - self.mean) / self.std
+        y = self.y[idx].to(self.device)
+        self.opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(self.net(x, arch), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in self.net.parameters() if p.grad is not None], 5.0)
+        self.opt.step()
+        return loss.item()
+
+
+def training_throughput(args, device: torch.device) -> Optional[list[dict]]:
+    """Training images/s: :class:`PlainLoop` vs nshot's ``Trainer.train_step`` (the training split on the device
+    as uint8, augmentation on the device, no host sync inside the step, bf16 autocast and channels_last where
+    the device's defaults turn them on), the same architectures (the trainer's uniform SPOS sequence) and the
+    same batches (64 images), in interleaved rounds of ``--train-steps`` steps after 3 warm-up steps each."""
+    if args.train_steps < 1:
+        return None
+    import tempfile
+
+    from nshot.config import load_config
+    from nshot.data import epoch_batches
+    from nshot.train.trainer import Trainer
+
+    data = make_data(args)
+    cfg = load_config(None, [f"device={device.type}", f"model.C={args.C}", f"model.N={args.N}", "train.epochs=1000",
+                             "train.batch_size=64", "run.progress=none", f"seed={args.seed}",
+                             "diagnostics.grad_momentum_cos_every=0", "diagnostics.loss_by_quintile=false"])
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer.create(cfg, Path(tmp) / "run", data=(data, data))
+        torch.manual_seed(args.seed)
+        plain = PlainLoop(nb201_supernet(C=args.C, N=args.N, num_classes=10).to(device), data, args, device)
+        batches = [b for e in range(1000) for b in epoch_batches(len(data), 64, args.seed, e)]
+        state = {"t": 0}
+
+        def run(name: str, steps: int) -> float:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                t = state["t"]
+                state["t"] += 1
+                idx = batches[t % len(batches)]
+                if name == "nshot":
+                    trainer.step = t
+                    d = idx.to(device)
+                    trainer.train_step(trainer.train_data.x[d], trainer.train_data.y[d])
+                else:
+                    plain.step(idx, trainer.step_plan(t)[0][0])
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            return time.perf_counter() - t0
+
+        for name in ("plain", "nshot"):
+            run(name, 3)
+        times = {"plain": [], "nshot": []}
+        for r in range(args.rounds):
+            for name in (("plain", "nshot") if r % 2 == 0 else ("nshot", "plain")):
+                times[name].append(run(name, args.train_steps))
+        rate = {n: args.train_steps * 64 / statistics.median(ts) for n, ts in times.items()}
+        return [{"workload": f"SPOS steps, C={args.C} N={args.N}, batch 64", "plain": {"images_per_s": rate["plain"]},
+                 "nshot": {"images_per_s": rate["nshot"], "ratio": rate["nshot"] / rate["plain"],
+                           "precision": trainer.precision, "channels_last": trainer.channels_last},
+                 "times": times}]
 
 
 def markdown(scoring: list[dict], training: Optional[list[dict]], command: str, env: dict) -> str:
@@ -161,8 +249,13 @@ def markdown(scoring: list[dict], training: Optional[list[dict]], command: str, 
         e = scoring[0]["fast exact"]
         lines += ["", f"fast scorer on this device: precision {e['precision']}, {e['batch_group']} eval batch(es) "
                       f"per forward pass, one host read per {e['sync_every']} architecture(s)."]
-    if training is not None:
-        lines += ["", "(training half: printed here once training_throughput returns rows)"]
+    if training:
+        lines += ["", "| training workload | plain loop img/s | nshot img/s | nshot / plain | nshot precision, "
+                      "channels_last |", "|---|---:|---:|---:|---|"]
+        for r in training:
+            n = r["nshot"]
+            lines.append(f"| {r['workload']} | {r['plain']['images_per_s']:.1f} | {n['images_per_s']:.1f} | "
+                         f"{n['ratio']:.2f}x | {n['precision']}, {n['channels_last']} |")
     return "\n".join(lines)
 
 
@@ -176,6 +269,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--random-cells", type=int, default=100)
     ap.add_argument("--subset", help=f"subset file, or none (default {DEFAULT_SUBSET} when present)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--train-steps", type=int, default=20, help="training steps per timed block (0: skip training)")
     ap.add_argument("--threads", type=int, help="torch threads (CPU)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the raw results here")
