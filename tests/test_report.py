@@ -301,3 +301,23 @@ def test_screenshot_renders(full_report, tmp_path):
     assert img.size == (1280, 2400)
     colors = img.getcolors(maxcolors=1 << 20)
     assert colors is not None and len(colors) > 50  # not a blank page
+
+
+def test_fewshot_report_shows_the_tree_node_curves_and_gm_matrices(tmp_path, tiny_data):
+    from nshot.config import load_config
+    from nshot.report import build_report
+    from nshot.train.fewshot import FewShotRun
+
+    from conftest import tiny_overrides
+
+    cfg = load_config(None, tiny_overrides("fewshot.method=gm", "fewshot.split_epochs=[1]", "fewshot.gm_batches=2",
+                                           "train.epochs=2"))
+    run = FewShotRun.create(cfg, tmp_path / "gm", data=tiny_data)
+    run.fit()
+    out = build_report(tmp_path / "gm")
+    html = out.read_text()
+    assert "Few-shot tree" in html and "gradient-matching distances" in html
+    assert (out.parent / "report" / "fewshot_curves.png").is_file() and (out.parent / "report" / "gm_node0.png").is_file()
+    split = run.tree.nodes[0].split_decision
+    assert f"decision {split} (gm)" in html and "nor_conv_3x3" in html      # op names on the matrices' table
+    assert html.count("<tr>") >= 3                                          # a row per node at least

@@ -569,7 +569,7 @@ def _cells(ctx: _Ctx, best: list[dict]) -> str:
 # -- the page -------------------------------------------------------------------------------------------------
 
 _IMAGE_NAMES = ("training_curves.png", "lr.png", "loss_by_quintile.png", "rank_scatter.png", "fairness.png",
-                "search_progress.png") + tuple(f"cell_{i + 1}.png" for i in range(TOP_CELLS))
+                "search_progress.png", "fewshot_curves.png") + tuple(f"cell_{i + 1}.png" for i in range(TOP_CELLS))
 
 
 def build_report(run_dir: Union[str, Path], out: Union[str, Path, None] = None) -> Path:
@@ -592,7 +592,9 @@ def build_report(run_dir: Union[str, Path], out: Union[str, Path, None] = None) 
     ctx = _Ctx(run_dir=run_dir, inputs=_load_inputs(run_dir), config=config,
                space=str(space) if space is not None else "")
 
+    from .fewshot import fewshot_section
     body = [_overview(ctx), _config_section(ctx), _env_section(ctx), _training_section(ctx),
+            fewshot_section(run_dir, ctx.image, lambda a, t, b: _section(ctx, a, t, b)),
             _ranking_section(ctx), _search_section(ctx)]
     body = [b for b in body if b]
     nav = "<nav>" + "".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t in ctx.sections) + "</nav>"
@@ -613,7 +615,8 @@ def build_report(run_dir: Union[str, Path], out: Union[str, Path, None] = None) 
     img_dir = out_path.parent / out_path.stem
     img_dir.mkdir(parents=True, exist_ok=True)
     written = {name for name, _ in ctx.images}
-    for name in _IMAGE_NAMES:  # drop plots of a previous report whose input is gone
+    stale_names = set(_IMAGE_NAMES) | {p.name for p in img_dir.glob("gm_node*.png")}
+    for name in stale_names:  # drop plots of a previous report whose input is gone
         stale = img_dir / name
         if name not in written and stale.is_file():
             stale.unlink()

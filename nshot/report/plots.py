@@ -242,3 +242,47 @@ def _cmap(name: str):
     import matplotlib
 
     return matplotlib.colormaps[name]
+
+
+def node_curves(series: Sequence[tuple[str, Sequence[Any], Sequence[Any]]], ylabel: str = "train loss") -> bytes:
+    """One line per few-shot node: (label, epochs, values); a child's line starts where its parent split."""
+    fig = new_figure(7.2, 3.4)
+    ax = fig.add_subplot()
+    colors = [BLUE, ORANGE, GREEN, RED, MUTED, "#7a4fb3", "#1f9aa6", "#b3568a"]
+    for i, (label, epochs, values) in enumerate(series):
+        x, y = _floats(epochs), _floats(values)
+        ax.plot(x, y, color=colors[i % len(colors)], linewidth=1.6, marker=_marker(len(x)), markersize=3,
+                label=label)
+    if not series:
+        _empty(ax)
+    style_axes(ax)
+    _label(ax, "Training loss per sub-supernet", "epoch", ylabel)
+    if series:
+        ax.legend(fontsize=8, frameon=False, ncol=2 if len(series) > 6 else 1)
+    return to_png(fig)
+
+
+def distance_matrices(panels: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]], bool]]) -> bytes:
+    """Gradient-matching distance matrices, one panel per candidate decision: (title, choice labels, matrix,
+    chosen); the chosen decision's panel is framed in red. Cell text: the distance (1 - cos)."""
+    n = max(len(panels), 1)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig = new_figure(3.2 * cols, 2.9 * rows)
+    vmax = max([max((to_float(v) for r in m for v in r), default=1.0) for _, _, m, _ in panels] or [1.0])
+    for k, (title, labels, matrix, chosen) in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        m = np.asarray([[to_float(v) for v in r] for r in matrix], dtype=float)
+        ax.imshow(m, cmap=_cmap("Blues"), vmin=0.0, vmax=vmax if math.isfinite(vmax) and vmax > 0 else 1.0)
+        ax.set_xticks(range(len(labels)), [str(x) for x in labels], rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(labels)), [str(x) for x in labels], fontsize=7)
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                if math.isfinite(m[i, j]):
+                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
+                            color="white" if m[i, j] > 0.6 * vmax else "#1d2330", parse_math=False)
+        ax.set_title(title, fontsize=9, loc="left", color=RED if chosen else "#1d2330", parse_math=False)
+        for side in ax.spines.values():
+            side.set_color(RED if chosen else "#9aa3b2")
+            side.set_linewidth(2.0 if chosen else 0.8)
+    return to_png(fig)
