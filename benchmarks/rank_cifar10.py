@@ -57,8 +57,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--bn", default="batch", choices=["batch", "recal"])
     ap.add_argument("--probe", choices=["classifier", "knn", "linear"],
                     help="what scores a path (default: knn for a Pi-NAS run, else the classifier)")
-    ap.add_argument("--probe-images", type=int, default=1000, help="labelled bank of a knn/linear probe: the "
-                    "first N training images (default 1000)")
+    ap.add_argument("--probe-images", type=int, default=1000, help="labelled bank of a knn/linear probe: a "
+                    "seeded sample of N training images (default 1000)")
     ap.add_argument("--data-root", help="folder with cifar-10-batches-py (default: converted into a temp dir)")
     ap.add_argument("--out", default=None, help="run directory (default runs/bench-rank-<time>)")
     ap.add_argument("--extra", nargs="*", default=[], help="more config overrides key.sub=value")

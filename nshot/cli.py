@@ -130,7 +130,7 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                         "features (knn: weighted 20-NN vote; linear: ridge least squares). Default: knn for a run "
                         "trained without labels (train.objective=pinas), else classifier")
     p.add_argument("--probe-images", type=_positive_int, default=5000,
-                   help="labelled training images in the probe's bank (the first N of the training split; "
+                   help="labelled training images in the probe's bank (a seeded sample of the training split; "
                         "default 5000)")
     p.add_argument("--device", help="override the run's device (cpu, cuda)")
     p.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"])
@@ -215,8 +215,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     info = from_env()   # under torchrun every rank runs this; rank 0 alone talks and writes
     say = print if info.is_main else (lambda *a, **k: None)
-    if info.enabled and not args.resume and not (args.run_dir or (args.config and "run.dir=" in " ".join(args.overrides))):
-        raise ConfigError("under torchrun give the run directory (--run-dir): every rank must use the same one")
 
     if args.resume and (Path(args.resume) / "fewshot.json").is_file():
         if info.enabled:
@@ -241,6 +239,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if "=" in args.config:
             raise ConfigError(f"the first argument must be a config file, got override {args.config!r}")
         cfg = load_config(args.config, args.overrides)
+        if info.enabled and not (args.run_dir or cfg.run.dir):
+            raise ConfigError("under torchrun give the run directory (--run-dir or run.dir): every rank must use "
+                              "the same one")
         run_dir = args.run_dir or cfg.run.dir or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         cfg.run.dir = str(run_dir)
         if cfg.fewshot.method != "none":

@@ -136,7 +136,13 @@ def test_load_dataset_dispatches_folder_and_nb201_split_halves_train(tree):
     root, _ = tree
     tr, ev = load_dataset("folder", root, split="full", image_size=SIZE)
     ref_tr, ref_ev = load_folder(root, SIZE, split="full")
-    assert torch.equal(tr.x, ref_tr.x) and torch.equal(ev.x, ref_ev.x)
+    # load_dataset shuffles each split (seeded): the same images and labels, the classes mixed
+    assert tr.y.tolist() != ref_tr.y.tolist() and sorted(tr.y.tolist()) == sorted(ref_tr.y.tolist())
+    for x, y in zip(tr.x, tr.y):
+        hits = [i for i in range(len(ref_tr)) if torch.equal(ref_tr.x[i], x)]
+        assert hits and all(ref_tr.y[i] == y for i in hits)
+    again, _ = load_dataset("folder", root, split="full", image_size=SIZE)
+    assert torch.equal(again.x, tr.x)
     a, b = load_dataset("folder", root, split="nb201", image_size=SIZE, seed=1)
     assert len(a) + len(b) == 11 and a.x.shape[-1] == S and b.x.shape[-1] == SIZE
     assert sorted(a.y.tolist() + b.y.tolist()) == sorted(ref_tr.y.tolist())        # a partition of train/

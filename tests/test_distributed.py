@@ -86,3 +86,40 @@ def test_micro_batches_of_one_slice_are_the_plain_step(tmp_path, tiny_data):
     b.fit()
     for (k, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(x, y), k
+
+
+def test_a_last_batch_smaller_than_the_world_is_refused_with_a_fix():
+    from nshot.train.distributed import check_batches
+    check_batches(33, 32, False, DistInfo(0, 1))               # one process: anything goes
+    check_batches(34, 32, False, DistInfo(1, 2))               # last batch of 2 for 2 ranks
+    check_batches(33, 32, True, DistInfo(1, 2))                # dropped
+    with pytest.raises(ValueError, match="last batch of an epoch has 1.*drop_last"):
+        check_batches(33, 32, False, DistInfo(0, 2))
+    with pytest.raises(ValueError, match="batch size has 2"):
+        check_batches(64, 2, False, DistInfo(0, 4))
+
+
+def _stop_worker(rank: int, world: int, port: int, overrides: list, data, run_dir: str, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    tr = Trainer.create(load_config(None, overrides), run_dir, data=data)
+    real = tr.train_step
+
+    def step(x, y):
+        if rank == 1 and tr.step == 2:      # Ctrl-C reaches one rank only
+            tr.request_stop()
+        return real(x, y)
+    tr.train_step = step
+    tr.fit()
+    torch.save({"step": tr.step}, f"{out}.{rank}")
+    torch.distributed.destroy_process_group()
+
+
+def test_a_stop_request_on_one_rank_stops_every_rank_at_the_same_step_with_a_checkpoint(tmp_path, tiny_data):
+    overrides = tiny_overrides("threads=1")
+    mp.spawn(_stop_worker, args=(2, _free_port(), overrides, tiny_data, str(tmp_path / "ddp"), str(tmp_path / "s")),
+             nprocs=2, join=True)
+    steps = [torch.load(tmp_path / f"s.{r}")["step"] for r in range(2)]
+    assert steps[0] == steps[1] and 3 <= steps[0] < 9            # stopped early, together
+    resumed = Trainer.resume(tmp_path / "ddp", data=tiny_data)
+    assert resumed.step == steps[0]                                # rank 0 saved the state at that step

@@ -80,12 +80,14 @@ def test_scorer_probe_scores_paths_and_keys_the_cache(tmp_path, tiny_data):
     # by hand: batch-statistics features of the bank (first 80 training images) and the held-out images
     from nshot.data import normalize
     from nshot.score.bn import batch_stats_mode
-    from nshot.score.probe import knn_accuracy
+    from nshot.score.probe import bank_indices, knn_accuracy
     with torch.no_grad(), batch_stats_mode(tr.model):
         tr.model.eval()
-        bank = torch.cat([tr.model.features(x, arch) for x in normalize(train.x[:80], train.mean, train.std).split(256)])
+        idx = bank_indices(len(train), 80, 0)
+        assert len(set(idx.tolist())) == 80 and idx.tolist() != list(range(80))   # a seeded sample, not the first 80
+        bank = torch.cat([tr.model.features(x, arch) for x in normalize(train.x[idx], train.mean, train.std).split(256)])
         query = torch.cat([tr.model.features(x, arch) for x in normalize(evald.x, evald.mean, evald.std).split(256)])
-    assert s == pytest.approx(knn_accuracy(bank, train.y[:80], query, evald.y, 4))
+    assert s == pytest.approx(knn_accuracy(bank, train.y[idx], query, evald.y, 4))
     lin = Scorer(tr.model, evald, ScoreProtocol(probe="linear", probe_images=80), train_data=train, cache_path=cache)
     cls = Scorer(tr.model, evald, ScoreProtocol(), train_data=train, cache_path=cache)
     lin.score(arch)

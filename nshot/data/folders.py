@@ -202,7 +202,8 @@ def channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def load_folder(root: str | Path, image_size: int, split: str = "full", split_file: str | Path | None = None,
-                seed: int = 0, workers: int = 0, stored_size: int | None = None) -> tuple[ImageData, ImageData]:
+                seed: int = 0, workers: int = 0, stored_size: int | None = None,
+                shuffle: bool = False) -> tuple[ImageData, ImageData]:
     """``(train, eval)`` from ``ROOT/train/<class>/...`` (and ``ROOT/val/<class>/...``), as uint8 RGB tensors.
 
     Classes are the sorted folder names of ``ROOT/train``; the training images are stored at ``stored_size``
@@ -212,6 +213,9 @@ def load_folder(root: str | Path, image_size: int, split: str = "full", split_fi
     images. split: ``"full"``: train = ROOT/train, eval = ROOT/val; ``"nb201"``: both from ROOT/train, by
     ``split_file`` (``{"train": [...], "valid": [...]}``, indices into the training images in scan order) or
     the seeded stratified halving of :func:`nshot.data.splits.stratified_halves`; ROOT/val is not read.
+    Images are in scan order (class by class) unless ``shuffle``: then each split is put in a seeded random order
+    (``numpy.random.default_rng([seed, 1]).permutation``, train first, then eval), so that a first-N subset,
+    an evaluation batch or a probe bank mixes the classes (``load_dataset`` shuffles).
     """
     from .splits import read_split_file, stratified_halves
 
@@ -245,6 +249,11 @@ def load_folder(root: str | Path, image_size: int, split: str = "full", split_fi
         ev_files, ev_y = [train.files[i] for i in ev], train.labels[ev]
     else:
         raise DataError(f"unknown split {split!r} for an image-folder dataset; expected 'full' or 'nb201'")
+    if shuffle:
+        order = np.random.default_rng([int(seed), 1])
+        pt, pe = order.permutation(len(tr_files)), order.permutation(len(ev_files))
+        tr_files, tr_y = [tr_files[i] for i in pt], np.asarray(tr_y)[pt]
+        ev_files, ev_y = [ev_files[i] for i in pe], np.asarray(ev_y)[pe]
     xt = decode_all(tr_files, stored, stored, workers)
     xe = decode_all(ev_files, short, image_size, workers)
     mean, std = channel_stats(xt)

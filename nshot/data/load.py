@@ -112,7 +112,8 @@ def load_dataset(name: str, root: str | Path | None = None, split: str = "nb201"
         if image_size is None:
             raise DataError("dataset 'folder' needs image_size (config: data.image_size), the network's input size")
         root = Path("data" if root is None else root).expanduser().absolute()
-        return load_folder(root, image_size, split=split, split_file=split_file, seed=seed, workers=workers)
+        return load_folder(root, image_size, split=split, split_file=split_file, seed=seed, workers=workers,
+                           shuffle=True)
     if image_size is not None and image_size != _NATIVE_SIZE[key]:
         raise DataError(f"image_size={image_size!r} does not apply to {key}: its images are "
                         f"{_NATIVE_SIZE[key]}x{_NATIVE_SIZE[key]} (image_size is for 'folder' datasets; leave it null)")

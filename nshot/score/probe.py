@@ -16,6 +16,13 @@ import torch.nn.functional as F
 PROBES = ("knn", "linear")
 
 
+def bank_indices(n: int, k: int, seed: int) -> torch.Tensor:
+    """The probe bank: ``k`` of ``n`` training images, a seeded uniform sample (ascending indices), so it mixes
+    the classes whatever the order of the split."""
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(n, generator=g)[:min(k, n)].sort().values
+
+
 @torch.no_grad()
 def extract_features(features: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[torch.Tensor]) -> torch.Tensor:
     """Concatenated float32 features of ``batches`` (normalised images) through ``features(x)``."""

@@ -15,8 +15,8 @@ Cheap scoring of thousands of subnets (docs/scoring.md):
   per ``sync_every`` architectures.
 * **precision** ``bf16`` (autocast) and ``channels_last`` for CUDA; ``bf16`` is part of the cache key.
 * **probe** (``ScoreProtocol.probe``): ``classifier`` (the supernet's own head) or, for supernets trained without
-  labels (Pi-NAS), ``knn`` / ``linear`` on the path's frozen features of the first ``probe_images`` training
-  images (:mod:`nshot.score.probe`); part of the cache key.
+  labels (Pi-NAS), ``knn`` / ``linear`` on the path's frozen features of ``probe_images`` training images (a
+  seeded sample) (:mod:`nshot.score.probe`); part of the cache key.
 * **sharding**: with ``world > 1`` the scorer evaluates only its rank's share (:meth:`Scorer.score_shard`)
   into its own part file; rank 0 merges the parts (:meth:`Scorer.gather`).
 """
@@ -38,7 +38,7 @@ from ..train.checkpoint import atomic_write_bytes
 from ..train.progress import Progress
 from .bn import batch_stats_mode, grouped_batch_stats, recalibrate, running_stats_mode
 from .dedup import DEDUP_MODES, Deduper
-from .probe import PROBES, extract_features, probe_predict
+from .probe import PROBES, bank_indices, extract_features, probe_predict
 from .shard import shard
 
 BN_MODES = ("batch", "recal")
@@ -290,12 +290,12 @@ class Scorer:
             self._recal = [eval_input(train_data.x[i].to(self.device), train_data.mean, train_data.std, size)
                            .contiguous(memory_format=fmt) for i in idx[:protocol.recal_batches]]
         self._bank: list[tuple] = []
-        if protocol.probe != "classifier":   # the probe's labelled bank: the first probe_images training images
+        if protocol.probe != "classifier":   # the probe's labelled bank: a seeded sample of training images
             assert train_data is not None
-            k = min(protocol.probe_images, len(train_data))
-            self.protocol = replace(self.protocol, probe_images=k)
-            xb = eval_input(train_data.x[:k].to(self.device), train_data.mean, train_data.std, size)
-            self._bank = self._physical_batches(xb.contiguous(memory_format=fmt), train_data.y[:k].to(self.device),
+            idx = bank_indices(len(train_data), protocol.probe_images, protocol.seed)
+            self.protocol = replace(self.protocol, probe_images=len(idx))
+            xb = eval_input(train_data.x[idx].to(self.device), train_data.mean, train_data.std, size)
+            self._bank = self._physical_batches(xb.contiguous(memory_format=fmt), train_data.y[idx].to(self.device),
                                                 protocol.eval_batch_size, self.batch_group)
             self.num_classes = eval_data.num_classes
         self.dedup = Deduper(self.protocol.dedup, self.model)

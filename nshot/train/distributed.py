@@ -60,9 +60,34 @@ def init(device: torch.device) -> DistInfo:
     """Join the process group torchrun describes (gloo on CPU, nccl on CUDA); a no-op for one process."""
     info = from_env()
     if info.enabled and not dist.is_initialized():
+        if device.type == "cuda":   # collectives (all_gather_object, barrier) use the current device
+            torch.cuda.set_device(device)
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world)
     return info
+
+
+def check_batches(n_images: int, batch_size: int, drop_last: bool, info: DistInfo) -> None:
+    """Every rank needs at least one image of every batch (ranks with nothing to train would skip the gradient
+    all-reduce): ValueError saying how to fix a configuration where the last batch is smaller than the world."""
+    if not info.enabled:
+        return
+    last = n_images % batch_size
+    smallest = batch_size if drop_last or last == 0 else last
+    if smallest < info.world:
+        raise ValueError(f"with {info.world} processes every batch needs at least {info.world} images; the "
+                         f"{'batch size' if smallest == batch_size else 'last batch of an epoch'} has {smallest} "
+                         f"({n_images} images, train.batch_size {batch_size}): set train.drop_last=true or another "
+                         "batch size")
+
+
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every rank if ``flag`` is True on any rank (one all-reduce; the flag itself on one process)."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t)
+    return bool(t[0] > 0)
 
 
 def local_device(device: torch.device) -> torch.device:

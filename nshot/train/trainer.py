@@ -149,6 +149,7 @@ class Trainer:
                                  "of a FairNAS step share the op on the MS edge)")
         self.optimizer = build_optimizer(cfg.train.optimizer, self.params, cfg.optim,
                                          num_groups=self.grouping.num_groups if self.grouping else 1)
+        distributed.check_batches(len(self.train_data), cfg.train.batch_size, cfg.train.drop_last, self.dist)
         self.steps_per_epoch = num_batches(len(self.train_data), cfg.train.batch_size, cfg.train.drop_last)
         if self.steps_per_epoch < 1:
             raise ValueError(f"training split has {len(self.train_data)} images, fewer than one batch of "
@@ -166,7 +167,10 @@ class Trainer:
     def create(cls, cfg: Config, run_dir: Union[str, Path], data=None, **node) -> "Trainer":
         """Start a new run in ``run_dir`` (which must not already hold a run)."""
         run_dir = Path(run_dir)
-        if (run_dir / "checkpoints").exists() or (run_dir / "config.yaml").exists():
+        dev = distributed.local_device(resolve_device(cfg.device))
+        info = distributed.init(dev)   # torchrun: every rank joins before rank 0 can write anything
+        taken = (run_dir / "checkpoints").exists() or (run_dir / "config.yaml").exists()
+        if distributed.any_rank(taken and info.is_main, info, dev):   # rank 0 decides for all
             raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}` "
                               "or choose another run.dir")
         trainer = cls(cfg, run_dir, data, **node)  # loads data and builds the model before anything is written
@@ -378,9 +382,11 @@ class Trainer:
         losses, correct = self.objective.run(inputs, y, archs, scales, parts, n)
         if info.enabled:
             distributed.allreduce_grads(self.params, info)
-            stats = torch.cat([losses.double() * local, correct.double().view(1)])
+            stop = torch.tensor([1.0 if self._stop_requested else 0.0], device=losses.device, dtype=torch.float64)
+            stats = torch.cat([losses.double() * local, correct.double().view(1), stop])
             stats = distributed.all_reduce_sum(stats, info)
-            losses, correct = (stats[:-1] / n).float(), stats[-1].round().long()
+            losses, correct = (stats[:-2] / n).float(), stats[-2].round().long()
+            self._stop_flags = stats[-1]   # read at the next step boundary where the loop looks (no sync here)
         return losses, correct
 
     def _autocast(self):
@@ -390,10 +396,12 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _any_rank_stopping(self) -> bool:
-        """Whether any rank was asked to stop (one all-reduce); all ranks then stop at the same step."""
-        flag = torch.tensor([1.0 if self._stop_requested else 0.0], device=self.device)
-        self._stop_requested = bool(distributed.all_reduce_sum(flag, self.dist)[0] > 0)
-        return self._stop_requested
+        """Whether any rank had been asked to stop when this step began (carried by the step's all-reduce, so
+        every rank sees the same answer at the same step)."""
+        flags = getattr(self, "_stop_flags", None)
+        if flags is not None and bool(flags > 0):
+            self._stop_requested = True
+        return bool(flags is not None and flags > 0)
 
     def _end_epoch(self, epoch: int) -> dict[str, Any]:
         a = self._acc
@@ -482,8 +490,10 @@ class Trainer:
                     log_now = self.step % cfg.train.log_every_steps == 0
                     ckpt_now = cfg.train.checkpoint_every_steps and self.step % cfg.train.checkpoint_every_steps == 0
                     stop_now = self._stop_requested
-                    if self.dist.enabled:   # ranks stop together, at a step where they all look
-                        stop_now = bool(boundary or log_now or ckpt_now) and self._any_rank_stopping()
+                    if self.dist.enabled:   # ranks stop together: the flag travelled with the step's all-reduce
+                        # read every step on CPU (gloo is synchronous anyway); on CUDA where the loop syncs
+                        look = self.device.type != "cuda" or bool(boundary or log_now or ckpt_now)
+                        stop_now = look and self._any_rank_stopping()
                     stopping = self.step >= stop_at or stop_now
                     stopped = stop_now
                     if boundary or log_now or ckpt_now or stopping:
