@@ -27,8 +27,9 @@ def _choice(default: str, *allowed: str):
 
 @dataclass
 class SpaceConfig:
-    """Which search space: ``nb201``, ``macro`` (NAS-Bench-Macro) or ``proxyless`` (ProxylessNAS-style)."""
-    name: str = _choice("nb201", "nb201", "macro", "proxyless")
+    """Which search space: ``nb201``, ``macro`` (NAS-Bench-Macro), ``proxyless`` (ProxylessNAS-style) or
+    ``bottleneck`` (Pi-NAS's split-attention bottleneck blocks, CIFAR scale)."""
+    name: str = _choice("nb201", "nb201", "macro", "proxyless", "bottleneck")
 
 
 @dataclass
@@ -39,6 +40,7 @@ class ModelConfig:
     (docs/spaces.md), and an option the chosen space does not take must stay null. ``macro``: ``stem_width``,
     ``widths`` (3 stages), ``head_width``, ``resolution`` (defaults: the NAS-Bench-Macro network).
     ``proxyless``: all of them (``stem``, ``first_width``, ``depths`` and ``strides`` are proxyless only).
+    ``bottleneck``: ``stem_width``, ``widths`` (planes per stage), ``depths``, ``resolution``.
     """
     C: int = 16
     N: int = 5

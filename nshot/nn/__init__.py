@@ -11,11 +11,14 @@ from .mbconv import LayerwiseNetwork, MBConv
 from .nb201 import NB201Cell, NB201Network, nb201_standalone, nb201_supernet
 from .ops import STANDALONE_BN, BNConfig
 from .proxyless import proxyless_standalone, proxyless_supernet
+from .bottleneck import BottleneckNetwork, bottleneck_standalone, bottleneck_supernet
 
 _SUPERNETS: dict[str, Callable[..., nn.Module]] = {"nb201": nb201_supernet, "macro": macro_supernet,
-                                                    "proxyless": proxyless_supernet}
+                                                    "proxyless": proxyless_supernet,
+                                                    "bottleneck": bottleneck_supernet}
 _STANDALONE: dict[str, Callable[..., nn.Module]] = {"nb201": nb201_standalone, "macro": macro_standalone,
-                                                     "proxyless": proxyless_standalone}
+                                                     "proxyless": proxyless_standalone,
+                                                     "bottleneck": bottleneck_standalone}
 
 
 def build_supernet(space: str, *, candidates: Optional[Sequence[Sequence[int]]] = None, **kwargs) -> nn.Module:
@@ -39,5 +42,5 @@ def build_standalone(space: str, arch: str, **kwargs) -> nn.Module:
 
 
 __all__ = ["BNConfig", "STANDALONE_BN", "LayerwiseNetwork", "MBConv", "NB201Cell", "NB201Network", "build_standalone",
-           "build_supernet", "export_subnet", "macro_standalone", "macro_supernet", "nb201_standalone", "nb201_supernet",
+           "BottleneckNetwork", "bottleneck_standalone", "bottleneck_supernet", "build_supernet", "export_subnet", "macro_standalone", "macro_supernet", "nb201_standalone", "nb201_supernet",
            "proxyless_standalone", "proxyless_supernet"]
