@@ -76,6 +76,7 @@ def write_metrics(run: Path, epochs: int = 12, quintiles: bool = True) -> None:
                "images_per_s": 407.3}
         if quintiles:
             rec["loss_by_quintile"] = [rec["loss"] * (1.2 - 0.1 * q) for q in range(5)]
+            rec["grad_momentum_cos"] = 0.02 * math.sin(e)
         lines.append(json.dumps(rec))
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
 
@@ -171,12 +172,13 @@ def test_full_report_sections_numbers_and_images(full_report):
     assert str(run.resolve()) in html and "generated" in html
     assert "<script" not in html and "http://" not in html and "https://" not in html  # no JS, no external
     pngs = embedded_pngs(html)
-    # training curves, lr, loss by quintile, scatter, fairness, search progress, 3 cells
-    assert len(pngs) == 9
+    # training curves, lr, loss by quintile, gradient-momentum cosine, scatter, fairness, search progress, 3 cells
+    assert len(pngs) == 10
     for png in pngs:
         assert png.startswith(PNG_MAGIC) and len(png) > 1000
     files = sorted(p.name for p in (run / "report").glob("*.png"))
-    assert files == sorted(["training_curves.png", "lr.png", "loss_by_quintile.png", "rank_scatter.png",
+    assert files == sorted(["training_curves.png", "lr.png", "loss_by_quintile.png", "grad_momentum_cos.png",
+                            "rank_scatter.png",
                             "fairness.png", "search_progress.png", "cell_1.png", "cell_2.png", "cell_3.png"])
     assert "Sections without their input are left out" not in html  # nothing missing
 
@@ -254,7 +256,7 @@ def test_weird_arch_is_escaped(tmp_path):
     assert "<script" not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;amp;" in html
     assert "cannot draw" in html  # the malformed NB201 string gets a note instead of a drawing
-    assert len(embedded_pngs(html)) == 8
+    assert len(embedded_pngs(html)) == 9   # one fewer cell drawing than the full report
 
 
 def test_nan_metrics_and_strings(tmp_path):

@@ -358,7 +358,7 @@ def _training_section(ctx: _Ctx) -> str:
         ("training time", fmt_duration(sum(finite_secs)) if finite_secs else NA),
         ("throughput (images/s, mean)", sum(finite_ips) / len(finite_ips) if finite_ips else None),
     ]
-    known = {"epoch", "step", "loss", "acc", "lr", "seconds", "images_per_s", "loss_by_quintile"}
+    known = {"epoch", "step", "loss", "acc", "lr", "seconds", "images_per_s", "loss_by_quintile", "grad_momentum_cos"}
     extra = sorted({k for r in recs for k in r} - known)
     parts = [kv_table(summary)]
     if inp.detail:
@@ -375,6 +375,12 @@ def _training_section(ctx: _Ctx) -> str:
         row.append(ctx.image("loss_by_quintile.png", plots.loss_by_quintile(epochs, rows),
                              "training loss by complexity quintile",
                              "Training loss by complexity quintile (Q1: smallest architectures)."))
+    cos = [r.get("grad_momentum_cos") for r in recs]
+    if any(is_number(c) for c in cos):
+        row.append(ctx.image("grad_momentum_cos.png", plots.grad_momentum_cosine(epochs, cos),
+                             "cosine between gradient and momentum per epoch",
+                             "Cosine between each update direction and the momentum buffer it joins (epoch mean; "
+                             "with MS, the buffer of the step's group): near 0 = noisy momentum."))
     parts.append('<div class="grid2">' + "".join(row) + "</div>")
     if extra:
         parts.append(Markup(f'<p class="muted">Also recorded per epoch (not plotted): {esc(", ".join(extra))}.</p>'))
@@ -569,7 +575,7 @@ def _cells(ctx: _Ctx, best: list[dict]) -> str:
 # -- the page -------------------------------------------------------------------------------------------------
 
 _IMAGE_NAMES = ("training_curves.png", "lr.png", "loss_by_quintile.png", "rank_scatter.png", "fairness.png",
-                "search_progress.png", "fewshot_curves.png") + tuple(f"cell_{i + 1}.png" for i in range(TOP_CELLS))
+                "search_progress.png", "fewshot_curves.png", "grad_momentum_cos.png") + tuple(f"cell_{i + 1}.png" for i in range(TOP_CELLS))
 
 
 def build_report(run_dir: Union[str, Path], out: Union[str, Path, None] = None) -> Path:

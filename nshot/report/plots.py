@@ -286,3 +286,20 @@ def distance_matrices(panels: Sequence[tuple[str, Sequence[str], Sequence[Sequen
             side.set_color(RED if chosen else "#9aa3b2")
             side.set_linewidth(2.0 if chosen else 0.8)
     return to_png(fig)
+
+
+def grad_momentum_cosine(epochs: Sequence[Any], cos: Sequence[Any]) -> bytes:
+    """Epoch mean of the cosine between the update direction and the momentum buffer it joins (noisy momentum:
+    near 0 when consecutive subnets' gradients disagree)."""
+    x, y = _floats(epochs), _floats(cos)
+    fig = new_figure(5.2, 3.3)
+    ax = fig.subplots()
+    style_axes(ax)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.any():
+        ax.plot(x[ok], y[ok], color=ORANGE, linewidth=1.8, marker=_marker(int(ok.sum())), markersize=3.5)
+        ax.axhline(0.0, color=MUTED, linewidth=0.8)
+    else:
+        _empty(ax)
+    _label(ax, "Gradient vs momentum", "epoch", "cosine (epoch mean)")
+    return to_png(fig)
