@@ -353,7 +353,8 @@ def _training_section(ctx: _Ctx) -> str:
         ("epochs logged", f"{len(recs)}" + (f" of {fmt_num(total_epochs)} configured" if total_epochs else "")),
         ("last epoch / step", f"{fmt_num(last.get('epoch'))} / {fmt_num(last.get('step'))}"),
         ("final train loss", _num_or_none(last.get("loss"))),
-        ("final train accuracy (%)", _num_or_none(last.get("acc"))),
+        ("final contrastive top-1 (%), Pi-NAS" if _get(ctx.config, "train.objective") == "pinas"
+         else "final train accuracy (%)", _num_or_none(last.get("acc"))),
         ("final learning rate (epoch mean)", _num_or_none(last.get("lr"))),
         ("training time", fmt_duration(sum(finite_secs)) if finite_secs else NA),
         ("throughput (images/s, mean)", sum(finite_ips) / len(finite_ips) if finite_ips else None),
