@@ -79,6 +79,7 @@ def test_search_then_train_arch_then_report(pipeline, capsys):
                  "--run-dir", str(arch_dir)]) == 0
     result = json.loads((arch_dir / "result.json").read_text())
     assert result["arch"] == res["best"][0]["arch"] and 0 <= result["accuracy"] <= 100
+    assert main(["rank", str(run), "--table", str(table), "--subset", "12", "--progress", "none"]) == 0  # (cached)
     assert main(["report", str(run)]) == 0
     html = (run / "report.html").read_text()
     assert "data:image/png;base64" in html and "Kendall" in html

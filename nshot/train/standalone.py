@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import spaces
-from ..data import ImageData, augment_batch, epoch_batches, normalize, num_batches
+from ..data import ImageData, epoch_batches, num_batches, train_input
 from ..nn import build_standalone
 from ..score import evaluate_arch
 from . import rng
@@ -57,9 +57,9 @@ def train_standalone(space: str, arch: str, train: ImageData, evald: ImageData, 
         for idx in epoch_batches(len(train), cfg.batch_size, seed, epoch):
             idx = idx.to(device)
             xb = train.x[idx]
-            x = (augment_batch(xb, train.mean, train.std, seed=rng.torch_seed(seed, rng.AUGMENT, step),
-                              pad=cfg.crop_padding, flip=cfg.flip)
-                 if cfg.augment else normalize(xb, train.mean, train.std))
+            # images stored larger than the evaluation images (image folders) get random-resized crops to that size
+            x = train_input(xb, train.mean, train.std, rng.torch_seed(seed, rng.AUGMENT, step), cfg.augment,
+                            cfg.crop_padding, cfg.flip, evald.x.shape[-1])
             for g in opt.param_groups:
                 g["lr"] = policy(step, total)
             opt.zero_grad(set_to_none=True)
