@@ -8,7 +8,7 @@ import torch
 
 from .cifar import load_pickled_dict
 from .images import DataError
-from .splits import _indices, read_split_json
+from .splits import _indices, check_disjoint, read_split_json
 
 FOLDER = "ImageNet16"
 TRAIN_FILES = tuple(f"train_data_batch_{i}" for i in range(1, 11))
@@ -101,8 +101,5 @@ def read_valid_test_file(path: str | Path, n: int) -> tuple[np.ndarray, np.ndarr
                         f'"xtest": [...]}} indexing val_data, got {got}')
     valid = _index_list(doc["xvalid"], n, f"split file {path}, 'xvalid'")
     test = _index_list(doc["xtest"], n, f"split file {path}, 'xtest'")
-    both = np.intersect1d(valid, test)
-    if both.size:
-        raise DataError(f"split file {path}: {both.size} indices are in both 'xvalid' and 'xtest' "
-                        f"(first: {both[:5].tolist()})")
+    check_disjoint(path, valid, test, "xvalid", "xtest")
     return valid, test

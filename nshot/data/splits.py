@@ -57,6 +57,14 @@ def read_split_json(path: Path):
         raise DataError(f"split file {path}: not valid JSON ({e})") from None
 
 
+def check_disjoint(path: Path, a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    """DataError naming the split file if index lists ``a`` and ``b`` share an index."""
+    both = np.intersect1d(a, b)
+    if both.size:
+        raise DataError(f"split file {path}: {both.size} indices are in both '{name_a}' and '{name_b}' "
+                        f"(first: {both[:5].tolist()})")
+
+
 def read_split_file(path: str | Path, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Read ``{"train": [...], "valid": [...]}`` (indices into a training set of ``n`` items) and check it.
 
@@ -70,8 +78,5 @@ def read_split_file(path: str | Path, n: int) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f'split file {path}: expected a JSON object {{"train": [...], "valid": [...]}}, got {got}')
     train = _indices(doc["train"], n, f"split file {path}, 'train'")
     valid = _indices(doc["valid"], n, f"split file {path}, 'valid'")
-    both = np.intersect1d(train, valid)
-    if both.size:
-        raise DataError(f"split file {path}: {both.size} indices are in both 'train' and 'valid' "
-                        f"(first: {both[:5].tolist()})")
+    check_disjoint(path, train, valid, "train", "valid")
     return train, valid

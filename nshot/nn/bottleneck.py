@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spaces.bottleneck import CANDIDATES, EXPANSION, BottleneckSpace, attention_width, group_width
-from .mbconv import check_candidates
+from .mbconv import check_candidates, path_names
 from .ops import STANDALONE_BN, BNConfig
 
 
@@ -99,16 +99,7 @@ class BottleneckNetwork(nn.Module):
 
     def names_of(self, arch: Optional[str]) -> tuple[str, ...]:
         """The candidate name of every block of ``arch``, checked against the candidates this network holds."""
-        if arch is None:
-            if self.fixed_arch is None:
-                raise ValueError("a supernet forward needs an architecture: call net(x, arch)")
-            arch = self.fixed_arch
-        choice = self.space.decode(arch)
-        for d, c in enumerate(choice):
-            if c not in self.candidates[d]:
-                raise ValueError(f"architecture {arch} uses candidate {c} at block {d}, which this network does "
-                                 f"not hold (block {d} holds {list(self.candidates[d])})")
-        return tuple(self.space.choices[d][c] for d, c in enumerate(choice))
+        return path_names(self.space, self.candidates, arch, self.fixed_arch, "block")
 
     def features(self, x: torch.Tensor, arch: Optional[str] = None) -> torch.Tensor:
         """Pooled features before the classifier."""

@@ -72,6 +72,23 @@ def check_candidates(space: LayerwiseSpace,
     return tuple(out)
 
 
+def path_names(space, candidates: Sequence[Sequence[int]], arch: Optional[str], fixed_arch: Optional[str],
+               unit: str) -> tuple[str, ...]:
+    """The choice name of every decision of ``arch`` (``fixed_arch`` when None), checked against the
+    ``candidates`` a network holds; ValueError naming the ``unit`` (layer, block) otherwise."""
+    if arch is None:
+        if fixed_arch is None:
+            raise ValueError("a supernet forward needs an architecture: call net(x, arch)")
+        arch = fixed_arch
+    choice = space.decode(arch)
+    for d, c in enumerate(choice):
+        if c not in candidates[d]:
+            held = [space.choices[d][k] for k in candidates[d]]
+            raise ValueError(f"architecture {arch} uses {space.choices[d][c]!r} at {unit} {d}, which this "
+                             f"network does not hold ({unit} {d} holds {held})")
+    return tuple(space.choices[d][c] for d, c in enumerate(choice))
+
+
 class LayerwiseNetwork(nn.Module):
     """stem -> choice layers -> head (pooled features) -> classifier; ``forward(x, arch)`` runs one path.
 
@@ -101,17 +118,7 @@ class LayerwiseNetwork(nn.Module):
 
     def names_of(self, arch: Optional[str]) -> tuple[str, ...]:
         """The choice name of every layer of ``arch``, checked against the choices this network holds."""
-        if arch is None:
-            if self.fixed_arch is None:
-                raise ValueError("a supernet forward needs an architecture: call net(x, arch)")
-            arch = self.fixed_arch
-        choice = self.space.decode(arch)
-        for d, c in enumerate(choice):
-            if c not in self.candidates[d]:
-                held = [self.space.choices[d][k] for k in self.candidates[d]]
-                raise ValueError(f"architecture {arch} uses {self.space.choices[d][c]!r} at layer {d}, which this "
-                                 f"network does not hold (layer {d} holds {held})")
-        return tuple(self.space.choices[d][c] for d, c in enumerate(choice))
+        return path_names(self.space, self.candidates, arch, self.fixed_arch, "layer")
 
     def features(self, x: torch.Tensor, arch: Optional[str] = None) -> torch.Tensor:
         """Pooled features before the classifier."""

@@ -84,19 +84,24 @@ def training_curves(epochs: Sequence[Any], loss: Sequence[Any], acc: Sequence[An
     return to_png(fig)
 
 
-def lr_curve(epochs: Sequence[Any], lr: Sequence[Any], planned: Optional[tuple[Sequence[float], Sequence[float]]] = None
-             ) -> bytes:
-    """The learning rate actually used (mean over each epoch) against epoch."""
-    x, y = _floats(epochs), _floats(lr)
+def _epoch_line(epochs: Sequence[Any], values: Sequence[Any], color: str, label: Optional[str] = None):
+    """(figure, axes, drawn): one line of the finite (epoch, value) pairs, or an empty-plot note."""
+    x, y = _floats(epochs), _floats(values)
     fig = new_figure(5.2, 3.3)
     ax = fig.subplots()
     style_axes(ax)
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.any():
-        ax.plot(x[ok], y[ok], color=GREEN, linewidth=1.8, marker=_marker(int(ok.sum())), markersize=3.5,
-                label="used (epoch mean)")
+        ax.plot(x[ok], y[ok], color=color, linewidth=1.8, marker=_marker(int(ok.sum())), markersize=3.5, label=label)
     else:
         _empty(ax)
+    return fig, ax, bool(ok.any())
+
+
+def lr_curve(epochs: Sequence[Any], lr: Sequence[Any], planned: Optional[tuple[Sequence[float], Sequence[float]]] = None
+             ) -> bytes:
+    """The learning rate actually used (mean over each epoch) against epoch."""
+    fig, ax, _ = _epoch_line(epochs, lr, GREEN, label="used (epoch mean)")
     ax.set_ylim(bottom=0)
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4))
     _label(ax, "Learning rate", "epoch", "learning rate")
@@ -291,15 +296,8 @@ def distance_matrices(panels: Sequence[tuple[str, Sequence[str], Sequence[Sequen
 def grad_momentum_cosine(epochs: Sequence[Any], cos: Sequence[Any]) -> bytes:
     """Epoch mean of the cosine between the update direction and the momentum buffer it joins (noisy momentum:
     near 0 when consecutive subnets' gradients disagree)."""
-    x, y = _floats(epochs), _floats(cos)
-    fig = new_figure(5.2, 3.3)
-    ax = fig.subplots()
-    style_axes(ax)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.any():
-        ax.plot(x[ok], y[ok], color=ORANGE, linewidth=1.8, marker=_marker(int(ok.sum())), markersize=3.5)
+    fig, ax, drawn = _epoch_line(epochs, cos, ORANGE)
+    if drawn:
         ax.axhline(0.0, color=MUTED, linewidth=0.8)
-    else:
-        _empty(ax)
     _label(ax, "Gradient vs momentum", "epoch", "cosine (epoch mean)")
     return to_png(fig)
