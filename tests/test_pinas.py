@@ -161,7 +161,7 @@ def test_no_gradient_reaches_the_teacher_and_targets_cross_paths(tmp_path, tiny_
     # an independent recomputation from the same starting state, written out step by step
     ref_tr, ref = _objective(tmp_path / "ref", tiny_data, "pinas.ema=0.9", "train.lr_policy=constant")
     queue0 = ref.queue.clone()
-    v = ref.views(x, 0)
+    v = ref.inputs(x, 0)
     qa, ua = ref.student(v[0], archs[0]); ref.update_teacher(ua); ka = ref.key(v[1], archs[0])
     qb, ub = ref.student(v[2], archs[1]); ref.update_teacher(ub); kb = ref.key(v[3], archs[1])
     losses, correct = obj.run(obj.inputs(x, 0), y, archs, [1.0, 1.0])

@@ -85,9 +85,7 @@ def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
     """True on every rank if ``flag`` is True on any rank (one all-reduce; the flag itself on one process)."""
     if not info.enabled:
         return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t)
-    return bool(t[0] > 0)
+    return bool(all_reduce_sum(torch.tensor([1.0 if flag else 0.0], device=device), info)[0] > 0)
 
 
 def local_device(device: torch.device) -> torch.device:
@@ -121,14 +119,16 @@ def allreduce_grads(params: Sequence[torch.Tensor], info: DistInfo) -> None:
         offset += g.numel()
 
 
-def all_gather_cat(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Rows of ``t`` from every rank, concatenated in rank order (ranks may hold different row counts)."""
+def all_gather_cat(t: torch.Tensor, info: DistInfo, sizes: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """Rows of ``t`` from every rank, concatenated in rank order (ranks may hold different row counts). Pass
+    every rank's row count as ``sizes`` when it is known (saves one collective and a host read)."""
     if not info.enabled:
         return t
-    n = torch.tensor([len(t)], device=t.device)
-    sizes = [torch.zeros_like(n) for _ in range(info.world)]
-    dist.all_gather(sizes, n)
-    sizes = [int(s) for s in sizes]
+    if sizes is None:
+        n = torch.tensor([len(t)], device=t.device)
+        counts = [torch.zeros_like(n) for _ in range(info.world)]
+        dist.all_gather(counts, n)
+        sizes = [int(s) for s in counts]
     pad = max(sizes)
     buf = torch.zeros((pad, *t.shape[1:]), dtype=t.dtype, device=t.device)
     buf[:len(t)] = t

@@ -32,6 +32,7 @@ from torch import nn
 from ..config import Config
 from ..data.views import ViewConfig, contrastive_view
 from . import rng
+from .distributed import all_gather_cat, shard_slice
 from .objectives import _mean_over_parts, _parts
 
 
@@ -119,11 +120,6 @@ class PiNASObjective:
         """Trainable parameters beyond the supernet's: the student projection head."""
         return list(self.head.parameters())
 
-    def views(self, x_uint8: torch.Tensor, t: int) -> list[torch.Tensor]:
-        """The four views (q0, k0, q1, k1) of step ``t``'s batch."""
-        return [contrastive_view(x_uint8, self.mean, self.std, rng.torch_seed(self.cfg.seed, rng.AUGMENT, t, v),
-                                 self.view) for v in range(4)]
-
     def student(self, x: torch.Tensor, arch: str) -> tuple[torch.Tensor, set[int]]:
         """Normalised student embedding and the ids of the modules the forward ran."""
         with _ModuleRecorder() as rec, self.autocast():
@@ -162,8 +158,9 @@ class PiNASObjective:
 
     # -- one step -------------------------------------------------------------------------------------------
     def inputs(self, x_uint8: torch.Tensor, t: int) -> list[torch.Tensor]:
-        """The four views of step ``t``'s whole batch."""
-        return self.views(x_uint8, t)
+        """The four views (q0, k0, q1, k1) of step ``t``'s whole batch."""
+        return [contrastive_view(x_uint8, self.mean, self.std, rng.torch_seed(self.cfg.seed, rng.AUGMENT, t, v),
+                                 self.view) for v in range(4)]
 
     def run(self, inputs: Sequence[torch.Tensor], y: torch.Tensor, archs: Sequence[str], scales: Sequence[float],
             parts: Optional[Sequence[slice]] = None, n: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,29 +173,29 @@ class PiNASObjective:
         if len(archs) != 2:
             raise ValueError(f"Pi-NAS trains two paths per step, got {len(archs)} (use train.sampler = pair)")
         parts, n = _parts(parts, n, len(inputs[0]))
-        a, b = archs
         v = inputs
-        first_q = {}
-        keys = {}
-        for path, (qv, kv) in ((a, (0, 1)), (b, (2, 3))):
-            first_q[path], used = self.student(v[qv][parts[0]], path)
+        first_q, keys = [], []   # per path (A, B): student query of the first slice, teacher keys of every slice
+        for path, qv, kv in ((archs[0], 0, 1), (archs[1], 2, 3)):
+            q, used = self.student(v[qv][parts[0]], path)
             self.update_teacher(used)
-            keys[path] = [self.key(v[kv][p], path) for p in parts]
+            first_q.append(q)
+            keys.append([self.key(v[kv][p], path) for p in parts])
         means, correct = [], torch.zeros((), dtype=torch.long, device=v[0].device)
         for j, p in enumerate(parts):
-            q_a = first_q[a] if j == 0 else self.student(v[0][p], a)[0]
-            q_b = first_q[b] if j == 0 else self.student(v[2][p], b)[0]
-            loss_a, ok_a = info_nce(q_a, keys[b][j], self.queue, self.temperature)
-            loss_b, ok_b = info_nce(q_b, keys[a][j], self.queue, self.temperature)
+            q_a = first_q[0] if j == 0 else self.student(v[0][p], archs[0])[0]
+            q_b = first_q[1] if j == 0 else self.student(v[2][p], archs[1])[0]
+            loss_a, ok_a = info_nce(q_a, keys[1][j], self.queue, self.temperature)
+            loss_b, ok_b = info_nce(q_b, keys[0][j], self.queue, self.temperature)
             weight = (p.stop - p.start) / n
             total = loss_a * scales[0] + loss_b * scales[1]
             (total * weight if weight != 1.0 else total).backward()
             means.append(torch.stack([loss_a.detach(), loss_b.detach()]))
             correct += ok_a + ok_b
-        new = torch.cat([(ka + kb) / 2 for ka, kb in zip(keys[a], keys[b])])
-        if self.dist is not None and self.dist.enabled:
-            from .distributed import all_gather_cat
-            new = all_gather_cat(new, self.dist)
+        new = torch.cat([(ka + kb) / 2 for ka, kb in zip(keys[0], keys[1])])
+        if self.dist is not None and self.dist.enabled:   # every rank's slice of the global batch, in rank order
+            w = self.dist.world
+            sizes = [shard.stop - shard.start for shard in (shard_slice(n, r, w) for r in range(w))]
+            new = all_gather_cat(new, self.dist, sizes)
         self.enqueue(new)     # after every backward: the step's negatives are the queue before its own keys
         return _mean_over_parts(means, parts), correct
 

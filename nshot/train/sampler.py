@@ -34,6 +34,11 @@ class UniformSampler:
         raise RuntimeError(f"no connected architecture in {self.max_tries} draws")
 
 
+def allowed_choices(space: SearchSpace, mask=None) -> list[list[int]]:
+    """Per decision, the choice indices a sampler may draw: the few-shot ``mask``, else all of them."""
+    return [list(m) for m in mask] if mask is not None else [list(range(n)) for n in space.sizes]
+
+
 class FairSampler:
     """FairNAS strict fairness (decision 6): m = max choices per decision paths per step; for each decision
     one random permutation of its choices, path k taking the k-th element, so every choice of a decision with
@@ -50,7 +55,7 @@ class FairSampler:
             raise ValueError("sampler.connected_only cannot be combined with the fair sampler: rejecting a path "
                              "would break strict fairness")
         self.space = space
-        self.allowed = [list(m) for m in mask] if mask is not None else [list(range(n)) for n in space.sizes]
+        self.allowed = allowed_choices(space, mask)
         self.m = max(len(a) for a in self.allowed)
 
     def paths(self, rng: np.random.Generator, forced: Optional[dict[int, int]] = None) -> list[str]:
@@ -79,7 +84,7 @@ class PairSampler:
             raise ValueError("sampler.connected_only cannot be combined with the pair sampler: rejecting one path "
                              "would bias the other")
         self.space = space
-        self.allowed = [list(m) for m in mask] if mask is not None else [list(range(n)) for n in space.sizes]
+        self.allowed = allowed_choices(space, mask)
 
     def paths(self, rng: np.random.Generator, forced: Optional[dict[int, int]] = None) -> list[str]:
         a, b = [], []

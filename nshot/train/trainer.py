@@ -117,6 +117,7 @@ class Trainer:
         self.device = distributed.local_device(resolve_device(cfg.device))
         self.dist = distributed.init(self.device)   # torchrun: join the group (every rank, before anything is written)
         self._paths_checked = not self.dist.enabled
+        self._stop_flags: Optional[torch.Tensor] = None   # any rank's stop request, from the last step's all-reduce
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         self.space = spaces.for_config(cfg)
@@ -398,10 +399,9 @@ class Trainer:
     def _any_rank_stopping(self) -> bool:
         """Whether any rank had been asked to stop when this step began (carried by the step's all-reduce, so
         every rank sees the same answer at the same step)."""
-        flags = getattr(self, "_stop_flags", None)
-        if flags is not None and bool(flags > 0):
-            self._stop_requested = True
-        return bool(flags is not None and flags > 0)
+        stop = self._stop_flags is not None and bool(self._stop_flags > 0)   # one host read
+        self._stop_requested = self._stop_requested or stop
+        return stop
 
     def _end_epoch(self, epoch: int) -> dict[str, Any]:
         a = self._acc
