@@ -85,9 +85,8 @@ def subset_file(out: Path, spec: str, table: Path) -> str:
 
 def run_one(recipe: str, seed: int, args: argparse.Namespace) -> dict:
     """Train (or continue) and rank one (recipe, seed); returns and writes RUN/bench_macro.json."""
-    from nshot.config import load_config
+    from benchmarks.suite import train_supernet
     from nshot.score.rank import format_rank, rank_run
-    from nshot.train import Trainer
     split, table = reference_files()
     out = Path(args.out)
     run = out / f"{recipe}-s{seed}"
@@ -100,14 +99,7 @@ def run_one(recipe: str, seed: int, args: argparse.Namespace) -> dict:
                  "train.log_every_steps=100", *args.extra]
     if args.train_images:
         overrides.append(f"data.train_subset={args.train_images}")
-    if (run / "config.yaml").exists():
-        trainer = Trainer.resume(run)                    # continues from the last checkpoint
-    else:
-        trainer = Trainer.create(load_config(REPO / f"configs/macro/{recipe}.yaml", overrides), run)
-    trainer.fit()
-    if not trainer.done:
-        sys.exit(f"{run} stopped at step {trainer.step}/{trainer.total_steps}; run the benchmark again to continue")
-    t_train = sum(r["seconds"] for r in trainer.metrics.read())   # all epochs, across resumes
+    final, t_train = train_supernet(REPO / f"configs/macro/{recipe}.yaml", overrides, run)  # or continue it
     t_rank = time.time()
     report = rank_run(run, "macro", "mean_acc", subset_file(out, args.subset, table), table=str(table),
                       eval_images=args.eval_images, progress="log")
@@ -116,7 +108,7 @@ def run_one(recipe: str, seed: int, args: argparse.Namespace) -> dict:
                "spearman_rho": report["spearman_rho"], "top1": report.get("top1"),
                "precision_at": report.get("precision_at"), "train_seconds": t_train,
                "rank_seconds": time.time() - t_rank, "protocol": report["protocol"], "config_overrides": overrides,
-               "final_train_metrics": trainer.metrics.read()[-1]}
+               "final_train_metrics": final}
     (run / "bench_macro.json").write_text(json.dumps(summary, indent=1))
     return summary
 

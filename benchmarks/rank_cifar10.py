@@ -14,18 +14,14 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nshot.config import load_config  # noqa: E402
+from benchmarks.suite import train_supernet  # noqa: E402
 from nshot.score.rank import format_rank, rank_run  # noqa: E402
-from nshot.train import Trainer  # noqa: E402
-from nshot.train.fewshot import FewShotRun  # noqa: E402
-from nshot.train.metrics import MetricsLog  # noqa: E402
 
 
 def shared_data() -> Path:
@@ -59,8 +55,10 @@ def main(argv=None) -> dict:
                     help="what scores a path (default: knn for a Pi-NAS run, else the classifier)")
     ap.add_argument("--probe-images", type=int, default=1000, help="labelled bank of a knn/linear probe: a "
                     "seeded sample of N training images (default 1000)")
-    ap.add_argument("--data-root", help="folder with cifar-10-batches-py (default: converted into a temp dir)")
-    ap.add_argument("--out", default=None, help="run directory (default runs/bench-rank-<time>)")
+    ap.add_argument("--data-root", default="/tmp/nshot-cifar",
+                    help="converted CIFAR-10 (cifar-10-batches-py; made once if absent; default /tmp/nshot-cifar)")
+    ap.add_argument("--out", default=None, help="run directory (default runs/bench-rank-<time>); an interrupted "
+                    "run there continues where it stopped")
     ap.add_argument("--extra", nargs="*", default=[], help="more config overrides key.sub=value")
     args = ap.parse_args(argv)
 
@@ -71,8 +69,7 @@ def main(argv=None) -> dict:
     for p in (split, table, subset):
         if not p.exists():
             sys.exit(f"missing reference data {p} (set NSHOT_SHARED_DATA)")
-    tmp = None
-    root = Path(args.data_root) if args.data_root else Path(tmp := tempfile.mkdtemp(prefix="nshot-cifar-"))
+    root = Path(args.data_root)
     t0 = time.time()
     prepare_cifar(root)
     out = Path(args.out or f"runs/bench-rank-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -82,17 +79,7 @@ def main(argv=None) -> dict:
                  f"threads={args.threads}", "run.progress=log", "train.log_every_steps=100", *args.extra]
     if args.train_images:
         overrides.append(f"data.train_subset={args.train_images}")
-    cfg = load_config(args.config, overrides)
-    t_train = time.time()
-    if cfg.fewshot.method != "none":     # a tree of sub-supernets: final metrics = each leaf's last epoch
-        run = FewShotRun.create(cfg, out)
-        run.fit()
-        final = {str(n.id): MetricsLog(run.node_dir(n.id) / "metrics.jsonl").read()[-1] for n in run.tree.leaves()}
-    else:
-        trainer = Trainer.create(cfg, out)
-        trainer.fit()
-        final = trainer.metrics.read()[-1]
-    t_train = time.time() - t_train
+    final, t_train = train_supernet(args.config, overrides, out)   # continues an interrupted run in OUT
     t_rank = time.time()
     report = rank_run(out, "nb201", "cifar10/test", str(subset), table=str(table), bn_mode=args.bn,
                       eval_images=args.eval_images, progress="log", probe=args.probe, probe_images=args.probe_images)
@@ -106,9 +93,6 @@ def main(argv=None) -> dict:
                "final_train_metrics": final}
     (out / "bench_rank.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps({k: summary[k] for k in ("kendall_tau", "spearman_rho", "train_seconds", "rank_seconds")}))
-    if tmp:
-        import shutil
-        shutil.rmtree(tmp, ignore_errors=True)
     return summary
 
 

@@ -2,19 +2,19 @@
 
 Shared by the multi-seed benchmarks (dynamic_cifar10.py, fewshot_cifar10.py, pinas_cifar10.py): each job is
 one train + rank run in its own directory ``OUT/<variant>-s<seed>``; a finished job (its ``bench_rank.json``
-exists) is never run again, an unfinished one is started over.
+exists) is never run again, an interrupted one continues where it stopped (:func:`train_supernet`, then the
+scorer's cache).
 """
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence, Union
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,6 +27,42 @@ class Variant:
     args: Sequence[str] = field(default_factory=tuple)   # extra rank_cifar10.py arguments (e.g. --epochs 3)
 
 
+BENCH_ARGS = "bench_args.json"   # the recipe and overrides a benchmark run directory was started with
+
+
+def train_supernet(config: Union[str, Path, None], overrides: Sequence[str], out: Path) -> tuple[Any, float]:
+    """Train the supernet of ``config`` + ``overrides`` in the run directory ``out``, or continue it there.
+
+    A directory left by an interrupted call with the same recipe and overrides (recorded in
+    ``OUT/bench_args.json``) resumes from its last checkpoint; a directory holding anything else is refused.
+    Returns the final epoch's metrics (per leaf, keyed by node id, for a few-shot run) and the training compute
+    seconds summed over every call. Exits with a message if training was stopped (Ctrl-C) before its end.
+    """
+    from nshot.config import load_config
+    from nshot.train import Trainer
+    from nshot.train.fewshot import FewShotRun
+    from nshot.train.metrics import MetricsLog
+    args = {"config": str(Path(config).resolve()) if config is not None else None, "overrides": list(overrides)}
+    record = out / BENCH_ARGS
+    if out.exists() and any(out.iterdir()) and (not record.exists() or json.loads(record.read_text()) != args):
+        sys.exit(f"{out} holds another run ({BENCH_ARGS} missing or different): remove it or choose another --out")
+    cfg = load_config(config, list(overrides))
+    resume = (out / "config.yaml").exists()
+    if not resume:
+        out.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(args, indent=1) + "\n")
+    kind = FewShotRun if cfg.fewshot.method != "none" else Trainer
+    run = kind.resume(out) if resume else kind.create(cfg, out)
+    run.fit()
+    if not run.done:
+        sys.exit(f"{out}: training stopped before its end; run the benchmark again to continue")
+    if isinstance(run, FewShotRun):
+        final = {str(n.id): MetricsLog(run.node_dir(n.id) / "metrics.jsonl").read()[-1] for n in run.tree.leaves()}
+        return final, run.train_seconds()
+    records = run.metrics.read()
+    return records[-1], sum(r["seconds"] for r in records)
+
+
 def run_jobs(out: Path, variants: Sequence[Variant], seeds: Sequence[int], common: Sequence[str],
              jobs: int = 1) -> dict[tuple[str, int], dict]:
     """Run every (variant, seed) (seeds outermost, so all variants of seed 0 finish first); returns results."""
@@ -37,8 +73,6 @@ def run_jobs(out: Path, variants: Sequence[Variant], seeds: Sequence[int], commo
         run = out / f"{v.name}-s{seed}"
         if (run / "bench_rank.json").exists():
             return json.loads((run / "bench_rank.json").read_text())
-        if run.exists():
-            shutil.rmtree(run)
         cmd = [sys.executable, str(REPO / "benchmarks/rank_cifar10.py"), "--config", v.config, "--seed", str(seed),
                *common, *v.args, "--out", str(run)]
         with open(out / f"{v.name}-s{seed}.log", "w") as log:

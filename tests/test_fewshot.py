@@ -9,6 +9,7 @@ from nshot.config import load_config
 from nshot.score import Scorer, load_run
 from nshot.train import Trainer
 from nshot.train.fewshot import FewShotRun
+from nshot.train.metrics import MetricsLog
 from nshot.train.partition import mask_contains
 from tests.conftest import tiny_overrides
 
@@ -73,6 +74,10 @@ def test_gm_children_inherit_the_parents_exact_weights(tmp_path, tiny_data, monk
     info = json.loads((tmp_path / "gm" / "fewshot.json").read_text())["tree"]["nodes"][0]["info"]
     assert info["method"] == "gm" and len(info["candidates"]) == 6
     assert all(len(c["distances"]) == 5 for c in info["candidates"].values())
+    # the compute time counts every node's steps and the gradient-matching estimates
+    steps = sum(r["seconds"] for n in run.tree.nodes for r in MetricsLog(run.node_dir(n.id) / "metrics.jsonl").read())
+    split = sum(n.info["seconds"] for n in run.tree.nodes if n.info)
+    assert split > 0 and run.train_seconds() == pytest.approx(steps + split)
 
 
 def test_restart_final_reinitialises_the_last_children(tmp_path, tiny_data):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -28,6 +29,7 @@ from . import rng
 from .checkpoint import atomic_write_bytes
 from .gradmatch import choose_split
 from .grouping import resolve_edge
+from .metrics import MetricsLog
 from .partition import PartitionTree
 from .progress import Progress
 from .trainer import RunDirError, Trainer, load_data
@@ -148,10 +150,11 @@ class FewShotRun:
             done = self.tree.split_decisions(node_id)
             candidates = [d for d in range(self.space.num_decisions)
                           if d not in done and d != self.ms_edge and len(node.mask[d]) > 1]
+            t0 = time.perf_counter()
             out = choose_split(trainer.model, self.space, node.mask, candidates, self._gm_batch_fn(node_id),
                                f.gm_batches, rng.step_rng(self.cfg.seed, rng.GRADMATCH, node_id))
             self.tree.split(node_id, out["decision"], out["groups"], info={
-                "method": "gm", "level": level, "batches": f.gm_batches,
+                "method": "gm", "level": level, "batches": f.gm_batches, "seconds": time.perf_counter() - t0,
                 "candidates": {str(k): v for k, v in out["candidates"].items()}})
 
     def _gm_batch_fn(self, node_id: int):
@@ -199,6 +202,13 @@ class FewShotRun:
                 self._save_tree()
             self.state["done_splits"] = min(level + 1, len(self.splits))
             self._save_tree()
+
+    def train_seconds(self) -> float:
+        """Compute time spent so far, over every resume: every node's training steps plus the gradient-matching
+        estimates that chose the splits."""
+        steps = sum(r.get("seconds", 0.0) for n in self.tree.nodes
+                    for r in MetricsLog(self.node_dir(n.id) / "metrics.jsonl").read())
+        return steps + sum(n.info.get("seconds", 0.0) for n in self.tree.nodes)
 
     @property
     def done(self) -> bool:
