@@ -1,6 +1,6 @@
 """End-to-end CPU-scale ranking experiment: SPOS on CIFAR-10's NB201 `train` half, tau on the 327-cell subset.
 
-The shared CIFAR-10 file is converted into the official `cifar-10-batches-py` layout in a temporary folder and
+The shared CIFAR-10 file is converted once into the official `cifar-10-batches-py` layout under --data-root and
 loaded through nshot's normal loader. The supernet trains on NB201's `train` half (optionally the first
 --train-images of it), then the 327 cells are scored on the first --eval-images of the `valid` half and
 compared with NB201's `c10_test_200ep`.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -30,11 +31,24 @@ def shared_data() -> Path:
 
 
 def prepare_cifar(root: Path) -> Path:
-    """Convert the shared JPEG blob into ROOT/cifar-10-batches-py (the official layout)."""
-    if not (root / "cifar-10-batches-py" / "data_batch_5").exists():
+    """Convert the shared JPEG blob into ROOT/cifar-10-batches-py (the official layout), unless it is there.
+
+    The conversion goes to a private folder that is renamed into place when complete, so a killed conversion
+    or two processes converting at once never leave a half-written folder that looks finished."""
+    final = root / "cifar-10-batches-py"
+    if not final.is_dir():
         blob = shared_data() / "cifar10" / "cifar10_jpeg.npz"
         tool = shared_data().parent / "tools" / "cifar_blob_to_batches.py"
-        subprocess.run([sys.executable, str(tool), str(blob), str(root)], check=True)
+        work = root / f".converting-{os.getpid()}"
+        try:
+            subprocess.run([sys.executable, str(tool), str(blob), str(work)], check=True)
+            try:
+                os.rename(work / "cifar-10-batches-py", final)
+            except OSError:
+                if not final.is_dir():   # not a concurrent conversion that finished first
+                    raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return root
 
 

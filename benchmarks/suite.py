@@ -40,17 +40,16 @@ def train_supernet(config: Union[str, Path, None], overrides: Sequence[str], out
     """
     from nshot.config import load_config
     from nshot.train import Trainer
+    from nshot.train.checkpoint import atomic_write_bytes
     from nshot.train.fewshot import FewShotRun
     from nshot.train.metrics import MetricsLog
     args = {"config": str(Path(config).resolve()) if config is not None else None, "overrides": list(overrides)}
-    record = out / BENCH_ARGS
-    if out.exists() and any(out.iterdir()) and (not record.exists() or json.loads(record.read_text()) != args):
-        sys.exit(f"{out} holds another run ({BENCH_ARGS} missing or different): remove it or choose another --out")
     cfg = load_config(config, list(overrides))
+    if out.exists() and any(out.iterdir()):
+        _check_same_run(out, args, cfg)
     resume = (out / "config.yaml").exists()
-    if not resume:
-        out.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(args, indent=1) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / BENCH_ARGS, (json.dumps(args, indent=1) + "\n").encode())
     kind = FewShotRun if cfg.fewshot.method != "none" else Trainer
     run = kind.resume(out) if resume else kind.create(cfg, out)
     run.fit()
@@ -61,6 +60,40 @@ def train_supernet(config: Union[str, Path, None], overrides: Sequence[str], out
         return final, run.train_seconds()
     records = run.metrics.read()
     return records[-1], sum(r["seconds"] for r in records)
+
+
+def _check_same_run(out: Path, args: dict, cfg) -> None:
+    """Exit with a message unless ``out`` holds (the start of) the run of ``args``: its record matches, or it
+    was killed before anything but the record was written, or (a run from before records were kept) its
+    config.yaml equals ``cfg`` up to threads, progress display and a randomly resolved MS edge."""
+    from nshot.config import load_config, to_dict
+    try:
+        recorded = json.loads((out / BENCH_ARGS).read_text())
+    except (OSError, ValueError):     # missing, or torn by a kill while it was written
+        recorded = None
+    if recorded == args:
+        return
+    if recorded is not None:
+        changed = sorted(set(recorded["overrides"]) ^ set(args["overrides"]))
+        if recorded["config"] != args["config"]:
+            changed.insert(0, f"config {recorded['config']} vs {args['config']}")
+        sys.exit(f"{out} holds a run started with other arguments ({', '.join(changed)}): remove it or choose "
+                 "another --out")
+    config_yaml = out / "config.yaml"
+    if not config_yaml.exists() and all(p.name == BENCH_ARGS for p in out.iterdir()):
+        return
+
+    def comparable(c) -> dict:
+        d = to_dict(c)
+        d.pop("threads")
+        d["run"] = {}
+        if cfg.ms.edge == "random":
+            d["ms"].pop("edge")
+        return d
+    if config_yaml.exists() and comparable(load_config(config_yaml)) == comparable(cfg):
+        return
+    sys.exit(f"{out} holds another run ({BENCH_ARGS} missing, config.yaml different or missing): remove it or "
+             "choose another --out")
 
 
 def run_jobs(out: Path, variants: Sequence[Variant], seeds: Sequence[int], common: Sequence[str],
@@ -75,7 +108,7 @@ def run_jobs(out: Path, variants: Sequence[Variant], seeds: Sequence[int], commo
             return json.loads((run / "bench_rank.json").read_text())
         cmd = [sys.executable, str(REPO / "benchmarks/rank_cifar10.py"), "--config", v.config, "--seed", str(seed),
                *common, *v.args, "--out", str(run)]
-        with open(out / f"{v.name}-s{seed}.log", "w") as log:
+        with open(out / f"{v.name}-s{seed}.log", "a") as log:   # a continued run appends
             subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
         return json.loads((run / "bench_rank.json").read_text())
 

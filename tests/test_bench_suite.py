@@ -9,35 +9,60 @@ import torch
 from benchmarks.suite import BENCH_ARGS, train_supernet
 from nshot.config import load_config
 from nshot.train import Trainer
+from nshot.train.fewshot import FewShotRun
 
 OVERRIDES = ["device=cpu", "threads=1", "data.name=digits", "data.crop_padding=1", "model.C=4", "model.N=1",
              "train.epochs=2", "train.batch_size=128", "run.progress=none"]
 
 
-def test_an_interrupted_run_continues_and_equals_an_uninterrupted_one(tmp_path):
+def _interrupted(path, record: bool):
+    """The run of OVERRIDES stopped after 5 steps, as a killed benchmark leaves it (with or without the record
+    that runs from before records were kept lack)."""
+    path.mkdir()
+    if record:
+        (path / BENCH_ARGS).write_text(json.dumps({"config": None, "overrides": OVERRIDES}))
+    Trainer.create(load_config(None, OVERRIDES), path).fit(max_steps=5)
+    assert not Trainer.resume(path).done
+    return path
+
+
+@pytest.mark.parametrize("record", [True, False], ids=["recorded", "from-before-records"])
+def test_an_interrupted_run_continues_and_equals_an_uninterrupted_one(tmp_path, record):
     final, seconds = train_supernet(None, OVERRIDES, tmp_path / "full")
     want = Trainer.resume(tmp_path / "full")
-    # the same run, stopped after 5 steps as a killed benchmark would leave it
-    part = tmp_path / "part"
-    part.mkdir()
-    (part / BENCH_ARGS).write_text(json.dumps({"config": None, "overrides": OVERRIDES}))
-    Trainer.create(load_config(None, OVERRIDES), part).fit(max_steps=5)
-    assert not Trainer.resume(part).done
+    part = _interrupted(tmp_path / "part", record)
     got_final, got_seconds = train_supernet(None, OVERRIDES, part)
+    events = [(e["event"], e["step"]) for e in json.loads((part / "env.json").read_text())]
+    assert events[:2] == [("start", 0), ("resume", 5)]          # continued, not started over
     got = Trainer.resume(part)
     assert got.done and got.step == want.step
     sd, wd = got.model.state_dict(), want.model.state_dict()
     assert all(torch.equal(sd[k], wd[k]) for k in wd)
     assert got_final["loss"] == final["loss"] and seconds > 0 and got_seconds > 0
+    assert json.loads((part / BENCH_ARGS).read_text())["overrides"] == OVERRIDES
     # a finished run is not trained again
     assert train_supernet(None, OVERRIDES, part)[0] == got_final and Trainer.resume(part).step == got.step
 
 
 def test_a_directory_of_another_run_is_refused(tmp_path):
     train_supernet(None, OVERRIDES, tmp_path / "run")
+    with pytest.raises(SystemExit, match="other arguments.*train.epochs=3"):
+        train_supernet(None, [*OVERRIDES, "train.epochs=3"], tmp_path / "run")
+    (tmp_path / "run" / BENCH_ARGS).unlink()              # no record: the config decides
     with pytest.raises(SystemExit, match="holds another run"):
         train_supernet(None, [*OVERRIDES, "train.epochs=3"], tmp_path / "run")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(SystemExit, match="holds another run"):
         train_supernet(None, OVERRIDES, tmp_path / "other")
+    (tmp_path / "torn").mkdir()                           # killed while writing the record: nothing trained yet
+    (tmp_path / "torn" / BENCH_ARGS).write_text('{"config": nu')
+    assert train_supernet(None, OVERRIDES, tmp_path / "torn")[1] > 0
+
+
+def test_a_few_shot_run_returns_every_leaf_and_its_compute_time(tmp_path):
+    ov = [*OVERRIDES, "fewshot.method=exhaustive", "fewshot.split_epochs=[1]"]
+    final, seconds = train_supernet(None, ov, tmp_path / "fs")
+    run = FewShotRun.resume(tmp_path / "fs")
+    assert run.done and sorted(final) == sorted(str(n.id) for n in run.tree.leaves()) and len(final) == 5
+    assert seconds == pytest.approx(run.train_seconds()) and seconds > 0
