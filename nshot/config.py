@@ -149,7 +149,8 @@ class PiNASConfig:
     projection head (``hidden_dim``: null = the backbone's feature width), InfoNCE at ``temperature`` against a
     FIFO queue of ``queue_size`` keys (null: the training images / 8, at least 256), EMA teacher with momentum
     ``ema``; views: crop area in [``crop_scale_min``, 1], colour jitter (hue ``hue``), grayscale, blur
-    (``p_blur``), flip."""
+    (``p_blur``), flip. ``bn_groups`` > 1 emulates MoCo's shuffle-BN across that many devices on one: the
+    student normalises contiguous groups of the batch, the teacher groups of a seeded shuffle of it."""
     dim: int = 128
     hidden_dim: Optional[int] = None
     temperature: float = 0.2
@@ -158,6 +159,7 @@ class PiNASConfig:
     crop_scale_min: float = 0.2
     hue: float = 0.1
     p_blur: float = 0.5
+    bn_groups: int = 1
 
 
 @dataclass
@@ -245,6 +247,7 @@ class Config:
             ("pinas.crop_scale_min", 0 < self.pinas.crop_scale_min <= 1, "a number in (0, 1]"),
             ("pinas.hue", 0 <= self.pinas.hue <= 0.5, "a number in [0, 0.5]"),
             ("pinas.p_blur", 0 <= self.pinas.p_blur <= 1, "a probability in [0, 1]"),
+            ("pinas.bn_groups", self.pinas.bn_groups >= 1, "an integer >= 1 (1 = no shuffle-BN)"),
         ]
         for key, ok, expected in pinas_checks:
             if not ok:

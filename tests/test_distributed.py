@@ -55,7 +55,10 @@ def _worker(rank: int, world: int, port: int, overrides: list, data, run_dir: st
 
 @pytest.mark.parametrize("extra", [("train.optimizer=ms_sgd", "train.lr_policy=calr"),
                                    ("train.sampler=pair", "train.objective=pinas", "pinas.queue_size=40",
-                                    "pinas.dim=8", "pinas.hidden_dim=8")])
+                                    "pinas.dim=8", "pinas.hidden_dim=8"),
+                                   ("train.sampler=pair", "train.objective=pinas", "pinas.queue_size=40",
+                                    "pinas.dim=8", "pinas.hidden_dim=8", "pinas.bn_groups=2")],
+                         ids=["calr-ms", "pinas", "pinas-shuffle-bn"])
 def test_two_processes_equal_one_process_with_two_micro_batches(tmp_path, tiny_data, extra):
     overrides = tiny_overrides("threads=1", "train.log_every_steps=2", *extra)
     port = _free_port()

@@ -184,8 +184,44 @@ def test_labels_are_not_used(tmp_path, tiny_data):
     assert torch.equal(la, lb)
 
 
+def test_shuffle_bn_normalises_queries_and_keys_over_different_groups(tmp_path, tiny_data):
+    tr, obj = _objective(tmp_path, tiny_data, "pinas.bn_groups=2")
+    train, _ = tiny_data
+    views = obj.inputs(train.x[:16], 3)
+    x, arch = views[1], "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    order = obj.shuffle_order(0, 16, x.device)
+    assert sorted(order.tolist()) == list(range(16)) and not torch.equal(order, torch.arange(16))
+    # teacher: every image normalised with the statistics of its group of the shuffled batch, rows back in order
+    k = obj.key(x, arch, order)
+    want = torch.empty_like(k)
+    with torch.no_grad():
+        for g in order.tensor_split(2):
+            want[g] = F.normalize(obj.teacher_head(obj.teacher.features(x[g], arch)), dim=1)
+    torch.testing.assert_close(k, want)
+    # student: contiguous groups, so an image of the second half does not move the first half's queries
+    q, _ = obj.student(views[0], arch)
+    changed = views[0].clone()
+    changed[12] += 1.0
+    q2, _ = obj.student(changed, arch)
+    assert torch.equal(q2[:8], q[:8]) and not torch.allclose(q2[8:], q[8:])
+    assert not torch.allclose(q[0], q[1])     # (the queries are not constant)
+    # a group would hold < 2 images: one group, the plain forward
+    with torch.no_grad():
+        plain = F.normalize(obj.teacher_head(obj.teacher.features(x[:3], arch)), dim=1)
+    torch.testing.assert_close(obj.key(x[:3], arch, obj.shuffle_order(0, 3, x.device)), plain)
+    # the order is a function of (seed, step, slice start): ranks and micro-batches agree on it
+    _, other = _objective(tmp_path / "other", tiny_data, "pinas.bn_groups=2")
+    other.inputs(train.x[:16], 3)
+    assert torch.equal(other.shuffle_order(0, 16, x.device), order)
+    assert not torch.equal(other.shuffle_order(16, 16, x.device), order)
+    other.inputs(train.x[:16], 4)
+    assert not torch.equal(other.shuffle_order(0, 16, x.device), order)
+    assert _objective(tmp_path / "off", tiny_data)[1].shuffle_order(0, 16, x.device) is None
+
+
 # -- composition and resume -------------------------------------------------------------------------------
-@pytest.mark.parametrize("extra", [(), ("train.lr_policy=calr", "train.optimizer=ms_sgd", "ms.edge=1")])
+@pytest.mark.parametrize("extra", [(), ("train.lr_policy=calr", "train.optimizer=ms_sgd", "ms.edge=1"),
+                                   ("pinas.bn_groups=2",)])
 def test_resume_equals_uninterrupted(tmp_path, tiny_data, extra):
     cfg = load_config(None, pinas_overrides(*extra))
     full = Trainer.create(cfg, tmp_path / "full", data=tiny_data)

@@ -11,7 +11,10 @@ and four views v0..v3 of the batch (:func:`nshot.data.views.contrastive_view`)::
     L = InfoNCE(qA, kB, queue) * s_A + InfoNCE(qB, kA, queue) * s_B      (s = CaLR loss scales, decision 4)
     enqueue (kA + kB) / 2  (not re-normalised)
 
-n() is L2 normalisation; InfoNCE(q, k, Q) = -log softmax([q.k, q.Q^T] / tau)[0]. Shared modules therefore get
+n() is L2 normalisation; InfoNCE(q, k, Q) = -log softmax([q.k, q.Q^T] / tau)[0]. With ``pinas.bn_groups`` = G > 1
+(shuffle-BN emulated on one device), the student's forwards run on G contiguous groups of each slice and the
+teacher's on G groups of a seeded shuffle of it (then put back in order), so that a query and its key are
+normalised with the statistics of different images, as across G devices in the reference code. Shared modules therefore get
 two EMA updates per step (once per path), as in the reference code. The queue starts as random unit vectors
 (seeded) and is a FIFO ring of ``pinas.queue_size`` keys. The "correct" count is contrastive top-1: the
 positive key scores above every negative.
@@ -94,6 +97,8 @@ class PiNASObjective:
         p = cfg.pinas
         self.model, self.cfg, self.mean, self.std = model, cfg, tuple(mean), tuple(std)
         self.temperature, self.ema = float(p.temperature), float(p.ema)
+        self.bn_groups = int(p.bn_groups)
+        self._step = 0       # the step of the last inputs(): seeds the teacher's shuffle-BN order
         self.view = ViewConfig(size=cfg.data.image_size, scale=(p.crop_scale_min, 1.0), hue=p.hue,
                                p_blur=p.p_blur).validate()
         with torch.random.fork_rng(devices=[]):
@@ -120,10 +125,29 @@ class PiNASObjective:
         """Trainable parameters beyond the supernet's: the student projection head."""
         return list(self.head.parameters())
 
+    def _bn_grouped(self, net: nn.Module, head: nn.Module, x: torch.Tensor, arch: str,
+                    order: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """head(net.features(x)) with batch statistics over ``bn_groups`` groups of ``x`` (contiguous, or of
+        ``x[order]``; rows returned in the order of ``x``). Fewer groups when a group would hold < 2 images."""
+        groups = min(self.bn_groups, len(x) // 2)
+        if groups <= 1:
+            return head(net.features(x, arch))
+        xs = x if order is None else x[order]
+        z = torch.cat([head(net.features(c, arch)) for c in xs.tensor_split(groups)])
+        return z if order is None else z[torch.argsort(order)]
+
+    def shuffle_order(self, start: int, size: int, device: torch.device) -> Optional[torch.Tensor]:
+        """The teacher's shuffle-BN order of the slice at global ``start`` of the current step (None if off):
+        a function of (seed, step, start), so ranks and micro-batches agree."""
+        if self.bn_groups <= 1:
+            return None
+        g = torch.Generator().manual_seed(rng.torch_seed(self.cfg.seed, rng.PINAS, self._step, 2 + start))
+        return torch.randperm(size, generator=g).to(device)
+
     def student(self, x: torch.Tensor, arch: str) -> tuple[torch.Tensor, set[int]]:
         """Normalised student embedding and the ids of the modules the forward ran."""
         with _ModuleRecorder() as rec, self.autocast():
-            z = self.head(self.model.features(x, arch))
+            z = self._bn_grouped(self.model, self.head, x, arch)
         return F.normalize(z.float(), dim=1), rec.ids
 
     @torch.no_grad()
@@ -139,12 +163,12 @@ class PiNASObjective:
             torch._foreach_lerp_(ts, [s.detach() for s in ss], 1.0 - self.ema)
 
     @torch.no_grad()
-    def key(self, x: torch.Tensor, arch: str) -> torch.Tensor:
-        """Normalised teacher embedding (train-mode BN, like the student)."""
+    def key(self, x: torch.Tensor, arch: str, order: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Normalised teacher embedding (train-mode BN, like the student; BN groups over ``x[order]``)."""
         self.teacher.train(self.model.training)
         self.teacher_head.train(self.model.training)
         with self.autocast():
-            z = self.teacher_head(self.teacher.features(x, arch))
+            z = self._bn_grouped(self.teacher, self.teacher_head, x, arch, order)
         return F.normalize(z.float(), dim=1)
 
     @torch.no_grad()
@@ -158,7 +182,9 @@ class PiNASObjective:
 
     # -- one step -------------------------------------------------------------------------------------------
     def inputs(self, x_uint8: torch.Tensor, t: int) -> list[torch.Tensor]:
-        """The four views (q0, k0, q1, k1) of step ``t``'s whole batch."""
+        """The four views (q0, k0, q1, k1) of step ``t``'s whole batch (``t`` also seeds the next run()'s
+        shuffle-BN order)."""
+        self._step = int(t)
         return [contrastive_view(x_uint8, self.mean, self.std, rng.torch_seed(self.cfg.seed, rng.AUGMENT, t, v),
                                  self.view) for v in range(4)]
 
@@ -179,7 +205,8 @@ class PiNASObjective:
             q, used = self.student(v[qv][parts[0]], path)
             self.update_teacher(used)
             first_q.append(q)
-            keys.append([self.key(v[kv][p], path) for p in parts])
+            keys.append([self.key(v[kv][p], path, self.shuffle_order(p.start, p.stop - p.start, v[kv].device))
+                         for p in parts])
         means, correct = [], torch.zeros((), dtype=torch.long, device=v[0].device)
         for j, p in enumerate(parts):
             q_a = first_q[0] if j == 0 else self.student(v[0][p], archs[0])[0]
