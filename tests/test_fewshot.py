@@ -76,7 +76,8 @@ def test_gm_children_inherit_the_parents_exact_weights(tmp_path, tiny_data, monk
     assert all(len(c["distances"]) == 5 for c in info["candidates"].values())
     # the compute time counts every node's steps and the gradient-matching estimates
     steps = sum(r["seconds"] for n in run.tree.nodes for r in MetricsLog(run.node_dir(n.id) / "metrics.jsonl").read())
-    split = sum(n.info["seconds"] for n in run.tree.nodes if n.info)
+    split = sum(run.state["split_seconds"].values())
+    assert len(run.state["split_seconds"]) == 3     # the root's split and its two children's
     assert split > 0 and run.train_seconds() == pytest.approx(steps + split)
 
 
