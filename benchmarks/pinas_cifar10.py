@@ -62,7 +62,8 @@ def main(argv=None) -> dict:
                            table=str(data / "nb201_200ep.csv"), bn_mode=args.bn, eval_images=args.eval_images,
                            progress="log", probe="knn", probe_images=args.probe_images)
             results[("spos+knn", s)] = {**results[("spos", s)], "kendall_tau": rep["kendall_tau"],
-                                        "top1": rep.get("top1")}
+                                        "spearman_rho": rep["spearman_rho"], "top1": rep.get("top1"),
+                                        "precision_at": rep.get("precision_at")}
         names.append("spos+knn")
     summary = {"command": "python benchmarks/pinas_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "seconds": time.time() - t0}
