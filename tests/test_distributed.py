@@ -50,7 +50,8 @@ def _worker(rank: int, world: int, port: int, overrides: list, data, run_dir: st
     tr.fit()
     torch.save({"model": tr.model.state_dict(), "objective": tr.objective.state_dict(),
                 "optimizer": tr.optimizer.state_dict()}, f"{out}.{rank}")
-    torch.distributed.destroy_process_group()
+    torch.distributed.barrier()    # both ranks done before either tears the group down (a rank leaving early
+    torch.distributed.destroy_process_group()   # aborted the other once, on a loaded machine)
 
 
 @pytest.mark.parametrize("extra", [("train.optimizer=ms_sgd", "train.lr_policy=calr"),
@@ -115,6 +116,7 @@ def _stop_worker(rank: int, world: int, port: int, overrides: list, data, run_di
     tr.train_step = step
     tr.fit()
     torch.save({"step": tr.step}, f"{out}.{rank}")
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
 
