@@ -200,13 +200,13 @@ class PiNASObjective:
             raise ValueError(f"Pi-NAS trains two paths per step, got {len(archs)} (use train.sampler = pair)")
         parts, n = _parts(parts, n, len(inputs[0]))
         v = inputs
+        orders = [self.shuffle_order(p.start, p.stop - p.start, v[0].device) for p in parts]   # shared by A and B
         first_q, keys = [], []   # per path (A, B): student query of the first slice, teacher keys of every slice
         for path, qv, kv in ((archs[0], 0, 1), (archs[1], 2, 3)):
             q, used = self.student(v[qv][parts[0]], path)
             self.update_teacher(used)
             first_q.append(q)
-            keys.append([self.key(v[kv][p], path, self.shuffle_order(p.start, p.stop - p.start, v[kv].device))
-                         for p in parts])
+            keys.append([self.key(v[kv][p], path, order) for p, order in zip(parts, orders)])
         means, correct = [], torch.zeros((), dtype=torch.long, device=v[0].device)
         for j, p in enumerate(parts):
             q_a = first_q[0] if j == 0 else self.student(v[0][p], archs[0])[0]
