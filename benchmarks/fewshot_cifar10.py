@@ -43,14 +43,18 @@ def gm_schedule(budget: int) -> tuple[int, int, int]:
     return best[1]
 
 
-def variants(budget: int, families, gm_batches: int, fs_children: int = 5) -> list[Variant]:
-    """The recipes of the comparison at ``budget`` supernet-epochs."""
+RECIPES = {"plain": "", "calr_ms": "_calr_ms"}
+
+
+def variants(budget: int, families, gm_batches: int, fs_children: int = 5,
+             recipes=tuple(RECIPES)) -> list[Variant]:
+    """The recipes of the comparison at ``budget`` supernet-epochs (``recipes``: plain and/or calr_ms)."""
     if budget % fs_children:
         raise ValueError(f"--budget must be a multiple of {fs_children} (FSNAS trains {fs_children} sub-supernets)")
     e, s1, s2 = gm_schedule(budget)
     cfg = lambda name: str(REPO / f"configs/nb201/{name}.yaml")  # noqa: E731
     out = []
-    for suffix in ("", "_calr_ms"):
+    for suffix in (RECIPES[r] for r in recipes):
         if "oneshot" in families:
             out.append(Variant(f"spos{suffix}", cfg(f"spos{suffix}"), ("--epochs", str(budget))))
         if "fsnas" in families:
@@ -66,6 +70,8 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=int, default=15, help="supernet-epochs per run (default 15, a multiple of 5)")
     ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES),
+                    help="training recipes to run: plain and/or calr_ms (default both)")
     ap.add_argument("--gm-batches", type=int, default=10, help="batches R of each GM estimate (default 10)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--C", type=int, default=8)
@@ -77,7 +83,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--data-root", default="/tmp/nshot-cifar", help="converted CIFAR-10 (made once if absent)")
     ap.add_argument("--out", default="runs/bench-fewshot")
     args = ap.parse_args(argv)
-    vs = variants(args.budget, args.families, args.gm_batches)
+    vs = variants(args.budget, args.families, args.gm_batches, recipes=args.recipes)
     from benchmarks.rank_cifar10 import prepare_cifar
     prepare_cifar(Path(args.data_root))
     common = ["--C", str(args.C), "--N", str(args.N), "--train-images", str(args.train_images), "--eval-images",
