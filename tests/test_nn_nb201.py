@@ -94,3 +94,38 @@ def test_export_refuses_mismatched_networks():
     net = nb201_supernet(C=4, N=1)
     with pytest.raises(ValueError, match="same space, C, N and BN"):
         export_subnet(net, nb201_standalone(ALL_CONV3, C=8, N=1))
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize("shape", [(2, 3, 9, 7), (1, 2, 1, 1), (2, 4, 2, 3), (3, 5, 32, 32)])
+def test_box_avg_pool_equals_torch_avg_pool_values_and_gradients(k, shape):
+    from nshot.nn.ops import BoxAvgPool2d
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    ref = torch.nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False)
+    g = torch.randn(*shape, dtype=torch.float64)
+    y_ref, = torch.autograd.grad(ref(x), x, g)
+    pool = BoxAvgPool2d(k)
+    torch.testing.assert_close(pool(x), ref(x), rtol=0, atol=1e-12)
+    y, = torch.autograd.grad(pool(x), x, g)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
+
+
+def test_box_avg_pool_has_no_state_and_works_after_inference_mode():
+    from nshot.nn.ops import BoxAvgPool2d
+    pool = BoxAvgPool2d(3)
+    assert dict(pool.state_dict()) == {} and list(pool.parameters()) == []
+    x = torch.randn(2, 3, 8, 8)
+    with torch.inference_mode():
+        pool(x)                                   # caches the constants for this shape
+    x.requires_grad_(True)
+    pool(x).sum().backward()                      # the cached constants must be usable by autograd
+    assert x.grad is not None
+    with pytest.raises(ValueError, match="odd kernel"):
+        BoxAvgPool2d(2)
+
+
+def test_supernet_state_dict_keys_unchanged_by_the_pool_op():
+    """Checkpoints written before the pool became a convolution still load: no key names a pool."""
+    net = nb201_supernet(C=4, N=1)
+    assert not [k for k in net.state_dict() if "avg_pool" in k]

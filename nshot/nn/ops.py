@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -50,6 +51,50 @@ class ResNetReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
+class BoxAvgPool2d(nn.Module):
+    """``nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False)`` computed as a depthwise
+    convolution with a ones kernel, divided by the number of in-image pixels under the window.
+
+    Same values (up to float rounding in the order of the additions) and no parameters or buffers, so
+    state dicts are unchanged; on CPU the forward + backward is several times faster than PyTorch's NCHW
+    average-pool kernel (``benchmarks/pool_speed.py``), which was the largest single cost of an NB201 step.
+    """
+
+    def __init__(self, kernel_size: int = 3):
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"BoxAvgPool2d needs an odd kernel size >= 1, got {kernel_size}")
+        self.kernel_size = kernel_size
+        # (C, H, W, dtype, device) -> (ones kernel, 1 / taps per position); not state, so not in state_dict
+        self._consts: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _constants(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c, h, w = x.shape[1:]
+        key = (c, h, w, x.dtype, x.device)
+        if key not in self._consts:
+            with torch.inference_mode(False):   # constants made under inference mode could not be saved for backward
+                self._consts[key] = self._make_constants(c, h, w, x.dtype, x.device)
+        return self._consts[key]
+
+    def _make_constants(self, c: int, h: int, w: int, dtype: torch.dtype,
+                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        k, p = self.kernel_size, self.kernel_size // 2
+
+        def count(n: int) -> torch.Tensor:   # in-range taps of the window centred at each position
+            i = torch.arange(n, device=device)
+            return (torch.clamp(i + p, max=n - 1) - torch.clamp(i - p, min=0) + 1).to(dtype)
+
+        kernel = torch.ones(c, 1, k, k, dtype=dtype, device=device)
+        return kernel, 1.0 / (count(h)[:, None] * count(w)[None, :])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel, inv_count = self._constants(x)
+        return F.conv2d(x, kernel, padding=self.kernel_size // 2, groups=x.shape[1]) * inv_count
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}"
+
+
 def make_nb201_op(name: str, channels: int, bn: BNConfig) -> nn.Module:
     """The module of one NB201 op inside a cell (C_in == C_out, stride 1). ``none`` has no module."""
     if name == "skip_connect":
@@ -59,5 +104,5 @@ def make_nb201_op(name: str, channels: int, bn: BNConfig) -> nn.Module:
     if name == "nor_conv_3x3":
         return ReLUConvBN(channels, channels, 3, 1, bn)
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return BoxAvgPool2d(3)
     raise ValueError(f"no module for NB201 op {name!r}")

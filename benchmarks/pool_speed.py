@@ -1,0 +1,128 @@
+#!/usr/bin/env python
+"""Forward + backward time of NB201's ``avg_pool_3x3``: torch's ``nn.AvgPool2d(3, 1, 1,
+count_include_pad=False)`` vs nshot's ``BoxAvgPool2d`` (a depthwise ones-kernel convolution divided by the
+tap count), on the feature-map shapes of an NB201 network at the given C and batch, then on a whole SPOS
+step of the supernet with either pool module.
+
+Timing protocol: both variants in one process on the same inputs; ``--rounds`` rounds, each timing one
+block of ``--reps`` calls per variant, the order alternating ABBA... across rounds so drifting machine
+noise hits both; reported: median ms per call of each variant and torch/nshot (ratio of medians).
+The step rows run the same seeded paths on the same batch with identical weights (one supernet, its pool
+modules swapped between blocks).
+
+    python benchmarks/pool_speed.py --C 16 --N 5 --batch 64 --threads 2 --out /tmp/pool_speed.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from nshot.nn import nb201_supernet  # noqa: E402
+from nshot.nn.ops import BoxAvgPool2d  # noqa: E402
+from nshot.spaces import nb201 as space  # noqa: E402
+
+
+def abba(fns: dict[str, Callable[[], None]], rounds: int, reps: int) -> dict[str, list[float]]:
+    """Per variant, the ms per call of each round's block; variant order alternates ABBA across rounds."""
+    names = list(fns)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for fn in fns.values():   # warm-up
+        fn()
+    for r in range(rounds):
+        for n in (names if r % 2 == 0 else names[::-1]):
+            t = time.perf_counter()
+            for _ in range(reps):
+                fns[n]()
+            times[n].append((time.perf_counter() - t) / reps * 1000)
+    return times
+
+
+def pool_call(pool: nn.Module, x: torch.Tensor, g: torch.Tensor) -> Callable[[], None]:
+    def call() -> None:
+        x.grad = None
+        pool(x).backward(g)
+    return call
+
+
+def swap_pools(net: nn.Module, pool: nn.Module) -> None:
+    """Make every edge's avg_pool_3x3 of an NB201 supernet the (stateless, shareable) module ``pool``."""
+    for cell in net.cells:
+        for edge in getattr(cell, "edges", []):
+            if "avg_pool_3x3" in edge:
+                edge["avg_pool_3x3"] = pool
+
+
+def step_call(net: nn.Module, pool: nn.Module, x: torch.Tensor, y: torch.Tensor,
+              archs: list[str]) -> Callable[[], None]:
+    """One forward + backward of the supernet on the next path of ``archs``, with ``pool`` as the pool op."""
+    it = iter(range(10 ** 9))
+
+    def call() -> None:
+        swap_pools(net, pool)
+        net.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x, archs[next(it) % len(archs)]), y).backward()
+    return call
+
+
+def row(name: str, times: dict[str, list[float]]) -> dict:
+    med = {n: statistics.median(v) for n, v in times.items()}
+    return {"workload": name, "torch_ms": med["torch"], "nshot_ms": med["nshot"],
+            "ratio": med["torch"] / med["nshot"], "rounds": times}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--C", type=int, default=16)
+    ap.add_argument("--N", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--resolution", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--reps", type=int, default=10, help="calls per block (op rows); step rows use reps // 2")
+    ap.add_argument("--out", default=None, help="write the results as JSON here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    ref = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    rows = []
+    for stage in range(3):
+        c, r = args.C * 2 ** stage, args.resolution // 2 ** stage
+        x = torch.randn(args.batch, c, r, r, requires_grad=True)
+        g = torch.randn(args.batch, c, r, r)
+        times = abba({"torch": pool_call(ref, x, g), "nshot": pool_call(BoxAvgPool2d(3), x, g)},
+                     args.rounds, args.reps)
+        rows.append(row(f"pool {args.batch}x{c}x{r}x{r}", times))
+    net = nb201_supernet(C=args.C, N=args.N)
+    x = torch.randn(args.batch, 3, args.resolution, args.resolution)
+    y = torch.randint(0, 10, (args.batch,))
+    rng = random.Random(0)
+    for wl, archs in (("step, random paths", [space._format(tuple(rng.randrange(5) for _ in range(6)))
+                                              for _ in range(64)]),
+                      ("step, all avg_pool_3x3", [space._format((4,) * 6)])):
+        times = abba({"torch": step_call(net, ref, x, y, archs), "nshot": step_call(net, BoxAvgPool2d(3), x, y, archs)},
+                     args.rounds, max(1, args.reps // 2))
+        rows.append(row(wl, times))
+    print("| workload | torch AvgPool2d ms | nshot BoxAvgPool2d ms | ratio |\n|---|---|---|---|")
+    for rw in rows:
+        print(f"| {rw['workload']} | {rw['torch_ms']:.2f} | {rw['nshot_ms']:.2f} | **{rw['ratio']:.2f}×** |")
+    result = {"command": "python benchmarks/pool_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "torch": torch.__version__, "threads": args.threads, "rows": rows}
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
