@@ -133,6 +133,7 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                    help="labelled training images in the probe's bank (a seeded sample of the training split; "
                         "default 5000)")
     p.add_argument("--device", help="override the run's device (cpu, cuda)")
+    p.add_argument("--threads", type=_positive_int, help="override the run's CPU threads")
     p.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"])
 
 
@@ -143,7 +144,7 @@ def _cmd_rank(args: argparse.Namespace) -> int:
                       recal_batches=args.recal_batches, eval_images=args.eval_images, device=args.device,
                       progress=args.progress, dedup=args.dedup, precision=args.precision,
                       channels_last=args.channels_last, batch_group=args.batch_group, probe=args.probe,
-                      probe_images=args.probe_images)
+                      probe_images=args.probe_images, threads=args.threads)
     if "protocol" not in report:   # a torchrun rank other than 0: rank 0 writes the outputs
         print(f"rank {report['rank']}/{report['world']}: evaluated {report['evaluated']} architectures")
         return 0
@@ -166,7 +167,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                      seed=args.seed, bn_mode=args.bn, recal_batches=args.recal_batches,
                      eval_images=args.eval_images, benchmark=args.benchmark, metric=args.metric, table=args.table,
                      device=args.device, progress=args.progress, probe=args.probe, probe_images=args.probe_images,
-                     **extra)
+                     threads=args.threads, **extra)
     print(format_search(out))
     print(f"wrote {args.run_dir}/search.json")
     return 0

@@ -39,8 +39,10 @@ def test_rank_writes_protocol_and_metrics(pipeline, capsys):
     run, table = pipeline
     assert main(["rank", str(run), "--table", str(table), "--subset", "12", "--progress", "none"]) == 0
     out = capsys.readouterr().out
-    assert "Kendall tau-b" in out and "by complexity quintile" in out
+    assert "Kendall tau-b" in out and "by complexity quintile" in out and "95% bootstrap CI" in out
     rep = json.loads((run / "rank.json").read_text())
+    lo, hi = rep["kendall_tau_ci95"]
+    assert lo <= rep["kendall_tau"] <= hi
     assert rep["protocol"]["n"] == 12 and rep["protocol"]["bn_mode"] == "batch"
     assert rep["protocol"]["metric"] == "cifar10/test" and rep["protocol"]["checkpoint_step"] > 0
     assert len(rep["fairness"]) == 5
@@ -48,8 +50,15 @@ def test_rank_writes_protocol_and_metrics(pipeline, capsys):
     lines = (run / "rank.csv").read_text().splitlines()
     assert lines[0] == "arch,score,truth,params,score_rank,truth_rank" and len(lines) == 13
     cached = len((run / "scores.csv").read_text().splitlines())
-    # ranking again scores nothing new
-    assert main(["rank", str(run), "--table", str(table), "--subset", "12", "--progress", "none"]) == 0
+    # ranking again scores nothing new; --threads overrides the run's (1)
+    import torch
+    before = torch.get_num_threads()
+    try:
+        assert main(["rank", str(run), "--table", str(table), "--subset", "12", "--progress", "none",
+                     "--threads", "2"]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
     assert len((run / "scores.csv").read_text().splitlines()) == cached
 
 

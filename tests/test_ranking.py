@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy import stats
 
-from nshot.score.ranking import (fairness_by_complexity, kendall_tau, precision_at_top, rank_report,
-                                 spearman_rho, top1_truth, top_k)
+from nshot.score.ranking import (fairness_by_complexity, kendall_tau, kendall_tau_ci, precision_at_top,
+                                 rank_report, spearman_rho, top1_truth, top_k)
 
 
 # ------------------------------------------------------------------------------------------ tau and rho
@@ -177,6 +177,7 @@ def test_rank_report_json_ready():
     assert json.loads(json.dumps(r, allow_nan=False)) == r
     assert r["n"] == n
     assert r["kendall_tau"] == pytest.approx(kendall_tau(scores, truth))
+    assert r["kendall_tau_ci95"] == list(kendall_tau_ci(scores, truth))
     assert r["spearman_rho"] == pytest.approx(spearman_rho(scores, truth))
     assert r["precision_k"] == {"0.01": 2, "0.05": 10, "0.1": 20}
     assert r["precision_at"]["0.05"] == precision_at_top(scores, truth, 0.05)
@@ -193,6 +194,33 @@ def test_rank_report_json_ready():
     assert no_c["precision_k"] == {"0.5": 100}
     with pytest.raises(ValueError, match="fraction"):
         rank_report(archs, scores, truth, None, fractions=(0.1, 2))
+
+
+def test_kendall_tau_ci_covers_the_population_tau_of_samples():
+    """A sample's 90 % interval should hold the tau over the whole population about 90 % of the time."""
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=5000)
+    scores = truth + rng.normal(0, 2, 5000)
+    population = kendall_tau(scores, truth)
+    hits, widths = 0, []
+    for k in range(30):
+        idx = rng.choice(5000, 150, replace=False)
+        lo, hi = kendall_tau_ci(scores[idx], truth[idx], level=0.9, resamples=300, seed=k)
+        assert lo <= kendall_tau(scores[idx], truth[idx]) <= hi
+        hits += lo <= population <= hi
+        widths.append(hi - lo)
+    assert 22 <= hits <= 30                     # 90 % nominal; binomial(30, 0.9) >= 23 with p ~ 0.97
+    lo, hi = kendall_tau_ci(scores[:1500], truth[:1500], level=0.9, resamples=300)
+    assert hi - lo < 0.5 * np.median(widths)    # 10x the items: about 1/sqrt(10) of the width
+
+
+def test_kendall_tau_ci_edge_cases():
+    assert kendall_tau_ci([1, 2, 3, 4, 5], [2, 4, 6, 8, 10]) == pytest.approx((1.0, 1.0))
+    assert kendall_tau_ci([1, 2, 3], [5, 4, 1], resamples=50, seed=3) == kendall_tau_ci([1, 2, 3], [5, 4, 1],
+                                                                                         resamples=50, seed=3)
+    assert all(math.isnan(v) for v in kendall_tau_ci([1, 1, 1], [1, 2, 3]))
+    with pytest.raises(ValueError, match="level"):
+        kendall_tau_ci([1, 2, 3], [1, 2, 3], level=1.0)
 
 
 def test_rank_report_undefined_and_errors():

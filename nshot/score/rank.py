@@ -77,8 +77,9 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
              eval_images: Optional[int] = None, device: Optional[str] = None, progress: str = "auto",
              run: Optional[LoadedRun] = None, dedup: str = "exact", precision: str = "auto",
              channels_last: bool = False, batch_group: Optional[int] = None, probe: Optional[str] = None,
-             probe_images: int = 5000) -> dict:
+             probe_images: int = 5000, threads: Optional[int] = None) -> dict:
     """Score ``subset`` of ``benchmark`` with the run's supernet; write RUN/rank.json and RUN/rank.csv.
+    ``device`` and ``threads`` override the run's own.
 
     Under torchrun (``RANK``/``WORLD_SIZE`` set, several processes) every rank scores its share of the
     architectures; rank 0 merges the scores and writes the outputs. A rank other than 0 returns
@@ -91,7 +92,7 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
     metric = metric or bench.default_metric   # nb201: cifar10/test, macro: mean_acc
     if metric not in bench.metrics:
         raise ValueError(f"unknown metric {metric!r} for benchmark {bench.name}; available: {', '.join(bench.metrics)}")
-    run = run or load_run(run_dir, device)
+    run = run or load_run(run_dir, device, threads=threads)
     if bench.space != run.cfg.space.name:
         raise ValueError(f"benchmark {bench.name} is for space {bench.space!r}, the run trained {run.cfg.space.name!r}")
     if world > 1:
@@ -160,6 +161,13 @@ def _f(value, fmt: str) -> str:
     return "n/a" if value is None else format(value, fmt)
 
 
+def _ci(ci) -> str:
+    """'  (95% bootstrap CI lo .. hi)' or '' when the report has none or it is undefined."""
+    if not ci or None in ci:
+        return ""
+    return f"  (95% bootstrap CI over archs {ci[0]:.3f} .. {ci[1]:.3f})"
+
+
 def format_rank(report: dict) -> str:
     """A plain-text table of a rank report (undefined values, e.g. tau of constant scores, print as n/a)."""
     p = report["protocol"]
@@ -169,7 +177,7 @@ def format_rank(report: dict) -> str:
              *([f"  dedup {p['dedup']}: {p['n']} archs need {p['evaluations_needed']} evaluations "
                 f"({p['evaluations_saved_by_dedup']} saved); evaluated now {p.get('evaluated_now', 'n/a')}, "
                 f"precision {p.get('precision')}"] if "evaluations_needed" in p else []),
-             f"  Kendall tau-b      {_f(report['kendall_tau'], '.4f')}",
+             f"  Kendall tau-b      {_f(report['kendall_tau'], '.4f')}{_ci(report.get('kendall_tau_ci95'))}",
              f"  Spearman rho       {_f(report['spearman_rho'], '.4f')}"]
     for frac, v in report.get("precision_at", {}).items():
         lines.append(f"  precision@top{float(frac) * 100:g}%  {_f(v, '.4f')}")

@@ -66,6 +66,30 @@ def kendall_tau(scores: Sequence[float], truth: Sequence[float]) -> float:
     return _tau(s, t)
 
 
+def kendall_tau_ci(scores: Sequence[float], truth: Sequence[float], level: float = 0.95, resamples: int = 1000,
+                   seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of Kendall's tau-b over the architectures.
+
+    ``resamples`` draws of n architectures with replacement (``numpy.random.default_rng(seed)``); the
+    interval is the (1 - level)/2 and (1 + level)/2 quantiles of their taus (draws where tau is undefined are
+    left out). It says how far the tau of *this* subset could move were other architectures drawn from the
+    same population, e.g. how well a 1,000-cell sample pins down the tau over all cells; it does not include
+    the seed-to-seed variation of supernet training. (nan, nan) when tau itself is undefined.
+    """
+    s, t = _pair(scores, truth)
+    if not 0 < level < 1 or resamples < 1:
+        raise ValueError(f"need 0 < level < 1 and resamples >= 1, got level={level}, resamples={resamples}")
+    if math.isnan(_tau(s, t)):
+        return NAN, NAN
+    rng = np.random.default_rng(seed)
+    taus = np.array([_tau(s[i], t[i]) for i in (rng.integers(0, len(s), len(s)) for _ in range(resamples))])
+    taus = taus[~np.isnan(taus)]
+    if not len(taus):
+        return NAN, NAN
+    lo, hi = np.quantile(taus, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 def spearman_rho(scores: Sequence[float], truth: Sequence[float]) -> float:
     """Spearman's rho: Pearson correlation of the ranks (ties get their average rank).
 
@@ -198,7 +222,8 @@ def rank_report(archs: Sequence[str], scores: Sequence[float], truth: Sequence[f
                 fractions: Sequence[float] = (0.01, 0.05, 0.1), bins: int = 5) -> dict:
     """Every measure above in one JSON-ready dict (plain Python types; nan and inf become ``None``).
 
-    Keys: ``n``; ``kendall_tau``; ``spearman_rho``; ``precision_at``: fraction -> :func:`precision_at_top`
+    Keys: ``n``; ``kendall_tau``; ``kendall_tau_ci95``: :func:`kendall_tau_ci` at 95 % (``[lo, hi]``, 1,000
+    resamples, seed 0); ``spearman_rho``; ``precision_at``: fraction -> :func:`precision_at_top`
     and ``precision_k``: fraction -> k, both keyed by ``repr(float(fraction))`` (``"0.01"``, ``"0.05"``,
     ``"0.1"``); ``top1``: ``{"arch", "score", "truth", "truth_rank", "best_truth", "regret"}`` for the
     architecture ranked first by score (``truth_rank`` 1 = best in truth; ties in truth share the best rank;
@@ -219,6 +244,7 @@ def rank_report(archs: Sequence[str], scores: Sequence[float], truth: Sequence[f
     report: dict[str, Any] = {
         "n": len(s),
         "kendall_tau": _tau(s, t),
+        "kendall_tau_ci95": list(kendall_tau_ci(s, t)),
         "spearman_rho": spearman_rho(s, t),
         "precision_at": {_key(f): precision_at_top(s, t, f) for f in fractions},
         "precision_k": {_key(f): top_k(f, len(s)) for f in fractions},

@@ -28,13 +28,14 @@ class LoadedRun:
 
 
 def load_run(run_dir: Union[str, Path], device: Optional[str] = None,
-             data: Optional[tuple[ImageData, ImageData]] = None) -> LoadedRun:
-    """Load ``run_dir``'s config and last checkpoint; raise RunDirError with the reason if it cannot be scored."""
+             data: Optional[tuple[ImageData, ImageData]] = None, threads: Optional[int] = None) -> LoadedRun:
+    """Load ``run_dir``'s config and last checkpoint; raise RunDirError with the reason if it cannot be scored.
+    ``device`` and ``threads`` (CPU threads) override the run's own settings."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
     if (run_dir / "fewshot.json").is_file():
-        return _load_fewshot_run(run_dir, device, data)
+        return _load_fewshot_run(run_dir, device, data, threads)
     try:
         state = load_checkpoint(run_dir / "checkpoints")
     except CheckpointError as exc:
@@ -54,8 +55,7 @@ def load_run(run_dir: Union[str, Path], device: Optional[str] = None,
         top = run_dir.parent.parent if run_dir.parent.name == "nodes" else run_dir
         raise RunDirError(f"{run_dir} is one sub-supernet of a few-shot run: score the whole run ({top})")
     dev = resolve_device(device or cfg.device)
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
+    _set_threads(threads or cfg.threads)
     train, evald = data if data is not None else load_data(cfg)
     model = build_model(cfg, train.num_classes, train.x.shape[1])
     model.load_state_dict(state["model"])
@@ -64,12 +64,16 @@ def load_run(run_dir: Union[str, Path], device: Optional[str] = None,
     return LoadedRun(run_dir, cfg, model, int(state["step"]), total, train, evald, dev)
 
 
-def _load_fewshot_run(run_dir: Path, device: Optional[str], data) -> LoadedRun:
+def _set_threads(threads: Optional[int]) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def _load_fewshot_run(run_dir: Path, device: Optional[str], data, threads: Optional[int]) -> LoadedRun:
     from ..config import load_config
     from ..train.fewshot import load_partitioned
     cfg = load_config(run_dir / "config.yaml")
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
+    _set_threads(threads or cfg.threads)
     train, evald = data if data is not None else load_data(cfg)
     cfg, model, step, total = load_partitioned(run_dir, (train, evald))
     dev = resolve_device(device or cfg.device)

@@ -19,14 +19,14 @@ def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: O
                bn_mode: str = "batch", recal_batches: int = 0, eval_images: Optional[int] = None,
                benchmark: Optional[str] = None, metric: Optional[str] = None, table: Optional[str] = None,
                device: Optional[str] = None, progress: str = "auto", probe: Optional[str] = None,
-               probe_images: int = 5000, **strategy_kwargs) -> dict:
+               probe_images: int = 5000, threads: Optional[int] = None, **strategy_kwargs) -> dict:
     """Run ``strategy`` on the run's supernet; write RUN/search.json and return it as a dict.
 
     With ``benchmark``, the ground truth of the best architectures is looked up and reported too.
     """
     from . import get_strategy
 
-    run = load_run(run_dir, device)
+    run = load_run(run_dir, device, threads=threads)
     space = spaces.for_config(run.cfg)
     bench = None
     if benchmark is not None:
