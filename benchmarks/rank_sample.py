@@ -1,0 +1,86 @@
+#!/usr/bin/env python
+"""Kendall's tau over *all* NB201 cells for finished benchmark runs, from a seeded uniform sample.
+
+Scoring every one of the 15,625 cells costs 9,445 supernet evaluations per run (exact dedup); on a CPU that is
+hours per run. A uniform sample of ``--sample`` cells (``nshot rank --subset N``: drawn with the run's seed,
+so two variants trained with the same seed are ranked on the same cells) estimates the tau over all cells,
+and the 95 % percentile-bootstrap interval over the sampled cells says how precisely. ``--sample 0`` ranks
+every cell. Each run is one ``python -m nshot rank`` subprocess (its scores cache is reused, so cells already
+scored, e.g. the 327-cell subset, are not evaluated again); ``--jobs`` run at once.
+
+    python benchmarks/rank_sample.py --sample 1000 --eval-images 1000 --jobs 2 \\
+        --variant spos runs/bench-dyn-c8n2/spos-s0 runs/bench-dyn-c8n2/spos-s1 runs/bench-dyn-c8n2/spos-s2 \\
+        --variant spos_calr_ms runs/bench-dyn-c8n2/spos_calr_ms-s0 ... --out runs/rank-sample-1000.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from benchmarks.rank_cifar10 import shared_data  # noqa: E402
+from nshot.score.rank import subset_tag  # noqa: E402
+
+
+def rank_one(run: Path, subset: str, eval_images: int, table: Path, threads: int) -> dict:
+    """``nshot rank`` one run dir on ``subset`` (log appended to RUN/rank-sample.log); its rank-<tag>.json."""
+    cmd = [sys.executable, "-m", "nshot", "rank", str(run), "--benchmark", "nb201", "--metric", "cifar10/test",
+           "--table", str(table), "--subset", subset, "--eval-images", str(eval_images), "--threads", str(threads), "--progress", "log"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with open(run / "rank-sample.log", "a") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
+    tag = subset_tag(subset)
+    return json.loads((run / f"rank-{tag}.json").read_text())
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variant", nargs="+", action="append", required=True, metavar=("NAME", "RUN_DIR"),
+                    help="a variant's name then its run directories (one per seed); repeat per variant")
+    ap.add_argument("--sample", type=int, default=1000, help="cells in the uniform sample (0: all 15,625)")
+    ap.add_argument("--eval-images", type=int, default=1000)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads per rank process")
+    ap.add_argument("--table", default=str(shared_data() / "nb201" / "nb201_200ep.csv"))
+    ap.add_argument("--out", help="write the summary JSON here")
+    args = ap.parse_args(argv)
+    if any(len(v) < 2 for v in args.variant):
+        ap.error("--variant needs a name and at least one run directory")
+    subset = "all" if args.sample == 0 else str(args.sample)
+    jobs = [(v[0], Path(d)) for v in args.variant for d in v[1:]]
+    for _, d in jobs:
+        if not (d / "config.yaml").exists():
+            ap.error(f"{d} is not a run directory (no config.yaml)")
+    with ThreadPoolExecutor(args.jobs) as pool:
+        reports = list(pool.map(lambda j: rank_one(j[1], subset, args.eval_images, Path(args.table), args.threads),
+                                jobs))
+    summary: dict = {"command": "python benchmarks/rank_sample.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                     "subset": subset, "eval_images": args.eval_images, "variants": {}}
+    print(f"| variant | tau (sample of {subset}) mean ± std | per run [95% CI over cells] | evaluations/run |")
+    print("|---|---|---|---|")
+    for v in args.variant:
+        rows = [(str(d), r) for (name, d), r in zip(jobs, reports) if name == v[0]]
+        taus = [r["kendall_tau"] for _, r in rows]
+        sd = statistics.stdev(taus) if len(taus) > 1 else 0.0
+        summary["variants"][v[0]] = {"runs": [d for d, _ in rows], "taus": taus, "tau_mean": statistics.mean(taus),
+                                     "tau_std": sd, "ci95": [r.get("kendall_tau_ci95") for _, r in rows],
+                                     "n": [r["n"] for _, r in rows],
+                                     "evaluations": [r["protocol"]["evaluations_needed"] for _, r in rows]}
+        per = ", ".join(f"{r['kendall_tau']:.3f} [{r['kendall_tau_ci95'][0]:.3f}, {r['kendall_tau_ci95'][1]:.3f}]"
+                        for _, r in rows)
+        print(f"| {v[0]} | {statistics.mean(taus):.3f} ± {sd:.3f} | {per} | "
+              f"{statistics.mean(r['protocol']['evaluations_needed'] for _, r in rows):.0f} |")
+    if args.out:
+        Path(args.out).write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
