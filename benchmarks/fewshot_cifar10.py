@@ -14,7 +14,9 @@ benchmarks/rank_cifar10.py.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -66,6 +68,28 @@ def variants(budget: int, families, gm_batches: int, fs_children: int = 5,
     return out
 
 
+def leaf_breakdown(run: Path, ranking: str = "rank-kendall_subset_327.csv") -> list[dict]:
+    """Per sub-supernet (leaf) of a few-shot run: how many ranked cells it scored, their mean score, truth and
+    params, and tau within the leaf. Shows whether a low tau comes from the ranking inside each
+    sub-supernet or from the scales of the sub-supernets disagreeing with each other."""
+    from nshot import spaces
+    from nshot.score.ranking import kendall_tau
+    from nshot.train.partition import PartitionTree
+    payload = json.loads((run / "fewshot.json").read_text())
+    tree = PartitionTree.from_dict(spaces.get(payload["tree"]["space"]), payload["tree"])
+    rows: dict[int, list[tuple[float, float, float]]] = {}
+    with open(run / ranking) as f:
+        for r in csv.DictReader(f):
+            rows.setdefault(tree.route(r["arch"]).id, []).append((float(r["score"]), float(r["truth"]),
+                                                                 float(r["params"])))
+    out = []
+    for leaf, v in sorted(rows.items()):
+        s_, t_, p_ = zip(*v)
+        out.append({"leaf": leaf, "n": len(v), "score_mean": statistics.mean(s_), "truth_mean": statistics.mean(t_),
+                    "params_mean": statistics.mean(p_), "tau_within": kendall_tau(s_, t_) if len(v) > 1 else None})
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=int, default=15, help="supernet-epochs per run (default 15, a multiple of 5)")
@@ -94,6 +118,16 @@ def main(argv=None) -> dict:
                "seconds": time.time() - t0, "gm_schedule": dict(zip(("epochs", "s1", "s2"), gm_schedule(args.budget))),
                "variants": {v.name: list(v.args) for v in vs}}
     summary["results"] = summarize(results, [v.name for v in vs], args.seeds)
+    summary["leaves"] = {}
+    print("\n| run | leaf: n, mean score, mean truth, tau within |\n|---|---|")
+    for v in vs:
+        for seed in args.seeds:
+            run = Path(args.out) / f"{v.name}-s{seed}"
+            if (run / "fewshot.json").exists():
+                leaves = summary["leaves"][run.name] = leaf_breakdown(run)
+                print(f"| {run.name} | " + "; ".join(
+                    f"{lf['leaf']}: {lf['n']}, {lf['score_mean']:.1f}, {lf['truth_mean']:.1f}, "
+                    f"{'n/a' if lf['tau_within'] is None else format(lf['tau_within'], '.2f')}" for lf in leaves) + " |")
     (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -66,3 +66,23 @@ def test_a_few_shot_run_returns_every_leaf_and_its_compute_time(tmp_path):
     run = FewShotRun.resume(tmp_path / "fs")
     assert run.done and sorted(final) == sorted(str(n.id) for n in run.tree.leaves()) and len(final) == 5
     assert seconds == pytest.approx(run.train_seconds()) and seconds > 0
+
+
+def test_fewshot_leaf_breakdown_routes_each_ranked_cell_to_its_sub_supernet(tmp_path):
+    from benchmarks.fewshot_cifar10 import leaf_breakdown
+    from nshot import spaces
+    from nshot.train.partition import PartitionTree
+    sp = spaces.get("nb201")
+    tree = PartitionTree(sp)
+    tree.split(0, 0, [[0, 1], [2, 3, 4]])                  # edge 0: {none, skip} | {convs, pool}
+    (tmp_path / "fewshot.json").write_text(json.dumps({"tree": tree.to_dict()}))
+    rows = [([0, 3, 3, 3, 3, 3], 1.0, 50.0), ([1, 3, 3, 3, 3, 3], 2.0, 60.0), ([1, 0, 0, 0, 0, 0], 3.0, 40.0),
+            ([3, 3, 3, 3, 3, 3], 9.0, 90.0), ([4, 3, 3, 3, 3, 3], 8.0, 80.0)]
+    lines = ["arch,score,truth,params,score_rank,truth_rank"]
+    lines += [f"{sp.encode(c)},{s},{t},{100 * (i + 1)},0,0" for i, (c, s, t) in enumerate(rows)]
+    (tmp_path / "rank-kendall_subset_327.csv").write_text("\n".join(lines) + "\n")
+    first, second = leaf_breakdown(tmp_path)
+    assert (first["leaf"], first["n"], second["leaf"], second["n"]) == (1, 3, 2, 2)
+    assert first["score_mean"] == pytest.approx(2.0) and second["truth_mean"] == pytest.approx(85.0)
+    assert first["tau_within"] == pytest.approx(-1 / 3)    # scores 1,2,3 vs truth 50,60,40: 1 C, 2 D
+    assert second["tau_within"] == pytest.approx(1.0)
