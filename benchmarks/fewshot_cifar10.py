@@ -85,8 +85,9 @@ def leaf_breakdown(run: Path, ranking: str = "rank-kendall_subset_327.csv") -> l
     out = []
     for leaf, v in sorted(rows.items()):
         s_, t_, p_ = zip(*v)
+        tau = kendall_tau(s_, t_) if len(v) > 1 else float("nan")   # nan: undefined (constant scores)
         out.append({"leaf": leaf, "n": len(v), "score_mean": statistics.mean(s_), "truth_mean": statistics.mean(t_),
-                    "params_mean": statistics.mean(p_), "tau_within": kendall_tau(s_, t_) if len(v) > 1 else None})
+                    "params_mean": statistics.mean(p_), "tau_within": tau if tau == tau else None})   # nan -> None
     return out
 
 

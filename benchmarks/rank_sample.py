@@ -5,10 +5,11 @@ Scoring every one of the 15,625 cells costs 9,445 supernet evaluations per run (
 hours per run. A uniform sample of ``--sample`` cells (``nshot rank --subset N``: drawn with the run's seed,
 so two variants trained with the same seed are ranked on the same cells) estimates the tau over all cells,
 and the 95 % percentile-bootstrap interval over the sampled cells says how precisely. ``--sample 0`` ranks
-every cell. Each run is one ``python -m nshot rank`` subprocess (its scores cache is reused, so cells already
+every cell (the interval is then not an uncertainty of that tau: see ``kendall_tau_ci``). Each run is scored
+with the protocol it was ranked with in its benchmark (``bench_rank.json``: BN mode, held-out images, probe). Each run is one ``python -m nshot rank`` subprocess (its scores cache is reused, so cells already
 scored, e.g. the 327-cell subset, are not evaluated again); ``--jobs`` run at once.
 
-    python benchmarks/rank_sample.py --sample 1000 --eval-images 1000 --jobs 2 \\
+    python benchmarks/rank_sample.py --sample 1000 --jobs 2 \\
         --variant spos runs/bench-dyn-c8n2/spos-s0 runs/bench-dyn-c8n2/spos-s1 runs/bench-dyn-c8n2/spos-s2 \\
         --variant spos_calr_ms runs/bench-dyn-c8n2/spos_calr_ms-s0 ... --out runs/rank-sample-1000.json
 """
@@ -22,6 +23,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -29,15 +31,36 @@ from benchmarks.rank_cifar10 import shared_data  # noqa: E402
 from nshot.score.rank import subset_tag  # noqa: E402
 
 
-def rank_one(run: Path, subset: str, eval_images: int, table: Path, threads: int) -> dict:
+def scoring_args(run: Path, eval_images: Optional[int]) -> list[str]:
+    """The ``nshot rank`` options of the protocol the run was ranked with in its benchmark (BN mode, held-out
+    images, probe; from RUN/bench_rank.json), so scores cached then are reused and the taus are comparable.
+    ``eval_images`` overrides the recorded number; a run without a record gets the CLI defaults."""
+    rec = run / "bench_rank.json"
+    proto = json.loads(rec.read_text()).get("protocol", {}) if rec.exists() else {}
+    out = ["--bn", proto.get("bn_mode", "batch")]
+    if proto.get("bn_mode") == "recal":
+        out += ["--recal-batches", str(proto["recal_batches"])]
+    images = eval_images or proto.get("eval_images")
+    if images:
+        out += ["--eval-images", str(images)]
+    if proto.get("probe", "classifier") != "classifier":
+        out += ["--probe", proto["probe"], "--probe-images", str(proto["probe_images"])]
+    return out
+
+
+def rank_one(run: Path, subset: str, eval_images: Optional[int], table: Path, threads: int) -> dict:
     """``nshot rank`` one run dir on ``subset`` (log appended to RUN/rank-sample.log); its rank-<tag>.json."""
     cmd = [sys.executable, "-m", "nshot", "rank", str(run), "--benchmark", "nb201", "--metric", "cifar10/test",
-           "--table", str(table), "--subset", subset, "--eval-images", str(eval_images), "--threads", str(threads), "--progress", "log"]
+           "--table", str(table), "--subset", subset, *scoring_args(run, eval_images), "--threads", str(threads),
+           "--progress", "log"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(run / "rank-sample.log", "a") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
-    tag = subset_tag(subset)
-    return json.loads((run / f"rank-{tag}.json").read_text())
+    return json.loads((run / f"rank-{subset_tag(subset)}.json").read_text())
+
+
+def _fmt(x: Optional[float]) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def main(argv=None) -> dict:
@@ -45,7 +68,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--variant", nargs="+", action="append", required=True, metavar=("NAME", "RUN_DIR"),
                     help="a variant's name then its run directories (one per seed); repeat per variant")
     ap.add_argument("--sample", type=int, default=1000, help="cells in the uniform sample (0: all 15,625)")
-    ap.add_argument("--eval-images", type=int, default=1000)
+    ap.add_argument("--eval-images", type=int, help="held-out images per score (default: what each run was "
+                    "ranked with in its benchmark, from RUN/bench_rank.json)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1, help="CPU threads per rank process")
     ap.add_argument("--table", default=str(shared_data() / "nb201" / "nb201_200ep.csv"))
@@ -68,14 +92,16 @@ def main(argv=None) -> dict:
     for v in args.variant:
         rows = [(str(d), r) for (name, d), r in zip(jobs, reports) if name == v[0]]
         taus = [r["kendall_tau"] for _, r in rows]
-        sd = statistics.stdev(taus) if len(taus) > 1 else 0.0
-        summary["variants"][v[0]] = {"runs": [d for d, _ in rows], "taus": taus, "tau_mean": statistics.mean(taus),
-                                     "tau_std": sd, "ci95": [r.get("kendall_tau_ci95") for _, r in rows],
+        defined = [t for t in taus if t is not None]
+        mean = statistics.mean(defined) if defined else None
+        sd = statistics.stdev(defined) if len(defined) > 1 else None
+        summary["variants"][v[0]] = {"runs": [d for d, _ in rows], "taus": taus, "tau_mean": mean, "tau_std": sd,
+                                     "ci95": [r.get("kendall_tau_ci95") for _, r in rows],
                                      "n": [r["n"] for _, r in rows],
                                      "evaluations": [r["protocol"]["evaluations_needed"] for _, r in rows]}
-        per = ", ".join(f"{r['kendall_tau']:.3f} [{r['kendall_tau_ci95'][0]:.3f}, {r['kendall_tau_ci95'][1]:.3f}]"
+        per = ", ".join(f"{_fmt(r['kendall_tau'])} [{', '.join(_fmt(c) for c in r.get('kendall_tau_ci95') or (None, None))}]"
                         for _, r in rows)
-        print(f"| {v[0]} | {statistics.mean(taus):.3f} ± {sd:.3f} | {per} | "
+        print(f"| {v[0]} | {_fmt(mean)} ± {_fmt(sd)} | {per} | "
               f"{statistics.mean(r['protocol']['evaluations_needed'] for _, r in rows):.0f} |")
     if args.out:
         Path(args.out).write_text(json.dumps(summary, indent=1))

@@ -86,3 +86,17 @@ def test_fewshot_leaf_breakdown_routes_each_ranked_cell_to_its_sub_supernet(tmp_
     assert first["score_mean"] == pytest.approx(2.0) and second["truth_mean"] == pytest.approx(85.0)
     assert first["tau_within"] == pytest.approx(-1 / 3)    # scores 1,2,3 vs truth 50,60,40: 1 C, 2 D
     assert second["tau_within"] == pytest.approx(1.0)
+    rows[3] = ([3, 3, 3, 3, 3, 3], 8.0, 90.0)                # leaf 2 scores constant: tau undefined
+    lines[4] = f"{sp.encode(rows[3][0])},8.0,90.0,400,0,0"
+    (tmp_path / "rank-kendall_subset_327.csv").write_text("\n".join(lines) + "\n")
+    assert leaf_breakdown(tmp_path)[1]["tau_within"] is None
+
+
+def test_rank_sample_scores_with_the_protocol_the_run_was_ranked_with(tmp_path):
+    from benchmarks.rank_sample import scoring_args
+    assert scoring_args(tmp_path, None) == ["--bn", "batch"]                   # no record: CLI defaults
+    proto = {"bn_mode": "recal", "recal_batches": 10, "eval_images": 1000, "probe": "knn", "probe_images": 1000}
+    (tmp_path / "bench_rank.json").write_text(json.dumps({"protocol": proto}))
+    assert scoring_args(tmp_path, None) == ["--bn", "recal", "--recal-batches", "10", "--eval-images", "1000",
+                                            "--probe", "knn", "--probe-images", "1000"]
+    assert scoring_args(tmp_path, 500)[4:6] == ["--eval-images", "500"]

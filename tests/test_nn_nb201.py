@@ -125,6 +125,37 @@ def test_box_avg_pool_has_no_state_and_works_after_inference_mode():
         BoxAvgPool2d(2)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_box_avg_pool_low_precision_rounds_once_like_torch(dtype):
+    """Half-precision inputs are summed in float32 and rounded once: every output is the exact average correctly
+    rounded (within half an ulp), as torch's pool gives; summing in the low precision misses that on ~20 %."""
+    from nshot.nn.ops import BoxAvgPool2d
+    torch.manual_seed(0)
+    x = torch.randn(4, 8, 16, 16).to(dtype)
+    exact = torch.nn.functional.avg_pool2d(x.double(), 3, 1, 1, count_include_pad=False)
+    y = BoxAvgPool2d(3)(x)
+    assert y.dtype == dtype
+    ulp = torch.finfo(dtype).eps * exact.abs().clamp(min=torch.finfo(dtype).tiny)
+    assert ((y.double() - exact).abs() <= 0.5 * ulp * 1.001).all()
+    with torch.autocast("cpu", dtype=torch.bfloat16):           # autocast does not lower a float32 pool
+        z = BoxAvgPool2d(3)(x.float())
+    assert z.dtype == torch.float32
+    torch.testing.assert_close(z, torch.nn.functional.avg_pool2d(x.float(), 3, 1, 1, count_include_pad=False))
+
+
+def test_box_avg_pool_unbatched_input_and_copies_drop_the_cache():
+    import copy
+    import pickle
+    from nshot.nn.ops import BoxAvgPool2d
+    pool = BoxAvgPool2d(3)
+    x = torch.randn(3, 5, 6)
+    torch.testing.assert_close(pool(x), torch.nn.AvgPool2d(3, 1, 1, count_include_pad=False)(x))
+    assert pool._consts
+    for twin in (copy.deepcopy(pool), pickle.loads(pickle.dumps(pool))):
+        assert twin._consts == {} and twin.kernel_size == 3
+        torch.testing.assert_close(twin(x), pool(x))
+
+
 def test_supernet_state_dict_keys_unchanged_by_the_pool_op():
     """Checkpoints written before the pool became a convolution still load: no key names a pool."""
     net = nb201_supernet(C=4, N=1)

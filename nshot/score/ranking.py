@@ -72,9 +72,10 @@ def kendall_tau_ci(scores: Sequence[float], truth: Sequence[float], level: float
 
     ``resamples`` draws of n architectures with replacement (``numpy.random.default_rng(seed)``); the
     interval is the (1 - level)/2 and (1 + level)/2 quantiles of their taus (draws where tau is undefined are
-    left out). It says how far the tau of *this* subset could move were other architectures drawn from the
-    same population, e.g. how well a 1,000-cell sample pins down the tau over all cells; it does not include
-    the seed-to-seed variation of supernet training. (nan, nan) when tau itself is undefined.
+    left out). For a random sample it says how well the sample's tau pins down the tau of the population it
+    was drawn from (e.g. a 1,000-cell sample and all 15,625 cells); for a fixed set (all cells, the 327-cell
+    subset) it is the spread tau would have over other sets like it, not an uncertainty of that set's tau.
+    It never includes the seed-to-seed variation of supernet training. (nan, nan) when tau is undefined.
     """
     s, t = _pair(scores, truth)
     if not 0 < level < 1 or resamples < 1:
