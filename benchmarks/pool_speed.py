@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -29,24 +27,10 @@ from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks.timing import abba, ratio_row  # noqa: E402
 from nshot.nn import nb201_supernet  # noqa: E402
 from nshot.nn.ops import BoxAvgPool2d  # noqa: E402
 from nshot.spaces import nb201 as space  # noqa: E402
-
-
-def abba(fns: dict[str, Callable[[], None]], rounds: int, reps: int) -> dict[str, list[float]]:
-    """Per variant, the ms per call of each round's block; variant order alternates ABBA across rounds."""
-    names = list(fns)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for fn in fns.values():   # warm-up
-        fn()
-    for r in range(rounds):
-        for n in (names if r % 2 == 0 else names[::-1]):
-            t = time.perf_counter()
-            for _ in range(reps):
-                fns[n]()
-            times[n].append((time.perf_counter() - t) / reps * 1000)
-    return times
 
 
 def pool_call(pool: nn.Module, x: torch.Tensor, g: torch.Tensor) -> Callable[[], None]:
@@ -76,12 +60,6 @@ def step_call(net: nn.Module, pool: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return call
 
 
-def row(name: str, times: dict[str, list[float]]) -> dict:
-    med = {n: statistics.median(v) for n, v in times.items()}
-    return {"workload": name, "torch_ms": med["torch"], "nshot_ms": med["nshot"],
-            "ratio": med["torch"] / med["nshot"], "rounds": times}
-
-
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--C", type=int, default=16)
@@ -103,7 +81,7 @@ def main(argv=None) -> dict:
         g = torch.randn(args.batch, c, r, r)
         times = abba({"torch": pool_call(ref, x, g), "nshot": pool_call(BoxAvgPool2d(3), x, g)},
                      args.rounds, args.reps)
-        rows.append(row(f"pool {args.batch}x{c}x{r}x{r}", times))
+        rows.append(ratio_row(f"pool {args.batch}x{c}x{r}x{r}", times, "torch", "nshot"))
     net = nb201_supernet(C=args.C, N=args.N)
     x = torch.randn(args.batch, 3, args.resolution, args.resolution)
     y = torch.randint(0, 10, (args.batch,))
@@ -113,7 +91,7 @@ def main(argv=None) -> dict:
                       ("step, all avg_pool_3x3", [space._format((4,) * 6)])):
         times = abba({"torch": step_call(net, ref, x, y, archs), "nshot": step_call(net, BoxAvgPool2d(3), x, y, archs)},
                      args.rounds, max(1, args.reps // 2))
-        rows.append(row(wl, times))
+        rows.append(ratio_row(wl, times, "torch", "nshot"))
     print("| workload | torch AvgPool2d ms | nshot BoxAvgPool2d ms | ratio |\n|---|---|---|---|")
     for rw in rows:
         print(f"| {rw['workload']} | {rw['torch_ms']:.2f} | {rw['nshot_ms']:.2f} | **{rw['ratio']:.2f}×** |")

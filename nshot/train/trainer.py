@@ -16,6 +16,7 @@ import contextlib
 import json
 import signal
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
@@ -103,6 +104,11 @@ def node_args(state: dict[str, Any]) -> dict[str, Any]:
             "ms_exclude": state.get("ms_exclude", ())}
 
 
+CPU_CHANNELS_LAST_WARNING = (
+    "train.channels_last=true on CPU: faster (1.3-1.5x per step), but torch 2.13.0's CPU backward of 1x1 stride-2 "
+    "convolutions with 2-6 input channels in channels_last corrupts the heap (crash or silent damage); nshot's "
+    "CPU default is off for that reason (docs/results.md, 'channels_last on CPU')")
+
 class Trainer:
     """Trains a supernet as ``cfg`` says, in ``run_dir``. Use :meth:`create` or :meth:`resume`."""
 
@@ -130,6 +136,8 @@ class Trainer:
         self.channels_last = (cfg.train.channels_last if cfg.train.channels_last is not None
                               else self.device.type == "cuda")
         if self.channels_last:
+            if self.device.type == "cpu":
+                warnings.warn(CPU_CHANNELS_LAST_WARNING, RuntimeWarning, stacklevel=2)
             self.model.to(memory_format=torch.channels_last)
         self.objective = build_objective(cfg, self.model, self.train_data, self.device)
         self.objective.dist = self.dist

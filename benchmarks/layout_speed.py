@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""One SPOS training step, NCHW vs channels_last memory format, in every space nshot builds supernets for.
+
+Per space: two copies of the supernet with the same initial weights (one converted to channels_last), each
+with its own SGD (momentum 0.9); every block runs the same seeded paths on the same batch (64 images,
+32x32, 10 classes); forward, cross-entropy, backward, optimizer step. Blocks alternate ABBA across
+``--rounds`` rounds in one process (benchmarks/timing.py); reported: median ms per step and NCHW /
+channels_last. Measured to decide whether channels_last should be nshot's CPU default: it is faster in
+every space, but stays off on CPU because of a torch bug (docs/results.md, "channels_last on CPU").
+
+    python benchmarks/layout_speed.py --threads 1 --out /tmp/layout_speed.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from benchmarks.timing import abba, ratio_row  # noqa: E402
+from nshot import spaces  # noqa: E402
+from nshot.nn import build_supernet  # noqa: E402
+
+SPACES = ("nb201", "macro", "proxyless", "bottleneck")
+
+
+def step_call(space: str, fmt: torch.memory_format, archs: list, x: torch.Tensor,
+              y: torch.Tensor) -> Callable[[], None]:
+    """A closure running one SPOS step per call on the next of ``archs`` (cycling), in layout ``fmt``."""
+    torch.manual_seed(0)
+    net = build_supernet(space).to(memory_format=fmt)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    xx = x.contiguous(memory_format=fmt)
+    state = {"i": 0}
+
+    def call() -> None:
+        arch = archs[state["i"] % len(archs)]
+        state["i"] += 1
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(xx, arch), y).backward()
+        opt.step()
+    return call
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spaces", nargs="+", default=list(SPACES), choices=SPACES)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=6, help="steps per block (default 6)")
+    ap.add_argument("--out", help="write the results as JSON here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    x = torch.randn(args.batch, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (args.batch,), generator=torch.Generator().manual_seed(1))
+    rows = []
+    for space in args.spaces:
+        sp = spaces.get(space)
+        archs = [sp.sample(np.random.default_rng(i)) for i in range(args.steps)]
+        times = abba({"nchw": step_call(space, torch.contiguous_format, archs, x, y),
+                      "channels_last": step_call(space, torch.channels_last, archs, x, y)}, args.rounds, args.steps)
+        rows.append(ratio_row(space, times, "nchw", "channels_last"))
+    print("| space (default shape) | NCHW ms/step | channels_last ms/step | NCHW / channels_last |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['workload']} | {r['nchw_ms']:.1f} | {r['channels_last_ms']:.1f} | **{r['ratio']:.2f}×** |")
+    result = {"command": "python benchmarks/layout_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "torch": torch.__version__, "threads": args.threads, "batch": args.batch, "rows": rows}
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
