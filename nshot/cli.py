@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
                         "scores), iso (one cell per NB201 isomorphism class: an approximation for a supernet), none")
     r.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="auto (default): bf16 autocast on a CUDA GPU that supports it, else fp32")
-    r.add_argument("--channels-last", action="store_true", help="channels_last memory format (for CUDA)")
+    r.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels_last memory format while scoring (default on: forward passes only, 1.5x faster "
+                        "on CPU); --no-channels-last keeps NCHW")
     r.add_argument("--batch-group", type=_positive_int,
                    help="evaluation batches per forward pass; BN statistics stay per batch (default: 1 on CPU, "
                         "about 2048 images on CUDA)")

@@ -185,9 +185,11 @@ def test_grouped_batches_give_the_scores_of_the_current_scorer(net, tiny_data):
     one = Scorer(net, evald, proto, train_data=train, progress="none").score_many(archs)
     grouped = Scorer(net, evald, proto, train_data=train, batch_group=3, sync_every=3, progress="none")
     assert grouped.score_many(archs) == one
-    # channels_last (meant for CUDA) runs and leaves the weights in the default layout
-    cl = Scorer(net, evald, ScoreProtocol(eval_batch_size=24), channels_last=True, progress="none")
-    assert cl.score_many(archs[:2]) == ref[:2]
+    # channels_last (the default) scores as NCHW does and leaves the weights in the default layout
+    cl = Scorer(net, evald, ScoreProtocol(eval_batch_size=24), progress="none")
+    nchw = Scorer(net, evald, ScoreProtocol(eval_batch_size=24), channels_last=False, progress="none")
+    assert cl.channels_last and not nchw.channels_last
+    assert cl.score_many(archs[:2]) == nchw.score_many(archs[:2]) == ref[:2]
     assert all(p.is_contiguous() for p in net.parameters())
 
 

@@ -20,7 +20,7 @@ from .shard import dist_env, process_group
 
 def make_scorer(run: LoadedRun, bn_mode: str = "batch", recal_batches: int = 0, eval_images: Optional[int] = None,
                 eval_batch_size: Optional[int] = None, progress: str = "auto", dedup: str = "exact",
-                precision: str = "auto", channels_last: bool = False, batch_group: Optional[int] = None,
+                precision: str = "auto", channels_last: Optional[bool] = None, batch_group: Optional[int] = None,
                 rank: int = 0, world: int = 1, probe: Optional[str] = None, probe_images: int = 5000) -> Scorer:
     """A cached scorer for ``run`` (cache: RUN/scores.csv; with ``world > 1`` this rank writes its own part).
     ``probe`` None: ``knn`` for a run trained without labels (Pi-NAS), else the supernet's ``classifier``."""
@@ -76,7 +76,7 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
              subset: str = "all", table: Optional[str] = None, bn_mode: str = "batch", recal_batches: int = 0,
              eval_images: Optional[int] = None, device: Optional[str] = None, progress: str = "auto",
              run: Optional[LoadedRun] = None, dedup: str = "exact", precision: str = "auto",
-             channels_last: bool = False, batch_group: Optional[int] = None, probe: Optional[str] = None,
+             channels_last: Optional[bool] = None, batch_group: Optional[int] = None, probe: Optional[str] = None,
              probe_images: int = 5000, threads: Optional[int] = None) -> dict:
     """Score ``subset`` of ``benchmark`` with the run's supernet; write RUN/rank.json and RUN/rank.csv.
     ``device`` and ``threads`` override the run's own.
