@@ -15,6 +15,7 @@ modules swapped between blocks).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import sys
@@ -51,12 +52,12 @@ def swap_pools(net: nn.Module, pool: nn.Module) -> None:
 def step_call(net: nn.Module, pool: nn.Module, x: torch.Tensor, y: torch.Tensor,
               archs: list[str]) -> Callable[[], None]:
     """One forward + backward of the supernet on the next path of ``archs``, with ``pool`` as the pool op."""
-    it = iter(range(10 ** 9))
+    paths = itertools.cycle(archs)
 
     def call() -> None:
         swap_pools(net, pool)
         net.zero_grad(set_to_none=True)
-        F.cross_entropy(net(x, archs[next(it) % len(archs)]), y).backward()
+        F.cross_entropy(net(x, next(paths)), y).backward()
     return call
 
 
