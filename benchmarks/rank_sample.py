@@ -28,7 +28,7 @@ from typing import Optional
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.rank_cifar10 import shared_data  # noqa: E402
-from nshot.score.rank import subset_tag  # noqa: E402
+from nshot.score.rank import format_optional as _fmt, subset_tag  # noqa: E402
 
 
 def scoring_args(run: Path, eval_images: Optional[int]) -> list[str]:
@@ -59,8 +59,15 @@ def rank_one(run: Path, subset: str, eval_images: Optional[int], table: Path, th
     return json.loads((run / f"rank-{subset_tag(subset)}.json").read_text())
 
 
-def _fmt(x: Optional[float]) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+def run_diagnostics(report: dict) -> dict:
+    """What the results tables quote from one run's rank report besides tau: how its scores follow size
+    (tau with params), the rank error of the smallest and largest complexity quintiles, precision@top-10 %
+    and the ground truth of its top-1 cell."""
+    bins = report.get("fairness") or []
+    return {"tau_scores_params": (report.get("complexity_tau") or {}).get("scores"),
+            "rank_error_smallest_largest": [bins[0]["mean_error"], bins[-1]["mean_error"]] if bins else None,
+            "precision_at_10pct": (report.get("precision_at") or {}).get("0.1"),
+            "top1_truth": report.get("top1_truth")}
 
 
 def main(argv=None) -> dict:
@@ -98,7 +105,8 @@ def main(argv=None) -> dict:
         summary["variants"][v[0]] = {"runs": [d for d, _ in rows], "taus": taus, "tau_mean": mean, "tau_std": sd,
                                      "ci95": [r.get("kendall_tau_ci95") for _, r in rows],
                                      "n": [r["n"] for _, r in rows],
-                                     "evaluations": [r["protocol"]["evaluations_needed"] for _, r in rows]}
+                                     "evaluations": [r["protocol"]["evaluations_needed"] for _, r in rows],
+                                     "diagnostics": [run_diagnostics(r) for _, r in rows]}
         per = ", ".join(f"{_fmt(r['kendall_tau'])} [{', '.join(_fmt(c) for c in r.get('kendall_tau_ci95') or (None, None))}]"
                         for _, r in rows)
         print(f"| {v[0]} | {_fmt(mean)} ± {_fmt(sd)} | {per} | "

@@ -100,3 +100,18 @@ def test_rank_sample_scores_with_the_protocol_the_run_was_ranked_with(tmp_path):
     assert scoring_args(tmp_path, None) == ["--bn", "recal", "--recal-batches", "10", "--eval-images", "1000",
                                             "--probe", "knn", "--probe-images", "1000"]
     assert scoring_args(tmp_path, 500)[4:6] == ["--eval-images", "500"]
+
+
+def test_rank_sample_diagnostics_come_from_a_real_rank_report():
+    from benchmarks.rank_sample import run_diagnostics
+    from nshot.score.ranking import rank_report
+    n = 20                                   # scores favour small archs: inverse to size, truth follows size
+    archs, size = [f"a{i}" for i in range(n)], list(range(n))
+    report = json.loads(json.dumps(rank_report(archs, [-x for x in size], [float(x) for x in size], size)))
+    d = run_diagnostics(report)
+    assert d["tau_scores_params"] == pytest.approx(-1.0)
+    assert d["top1_truth"] == 0.0 and d["precision_at_10pct"] == 0.0
+    small, large = d["rank_error_smallest_largest"]
+    assert small > 0 > large                 # smallest ranked too high, largest too low
+    assert run_diagnostics(json.loads(json.dumps(rank_report(archs, size, size, None))))[
+        "rank_error_smallest_largest"] is None

@@ -157,7 +157,8 @@ def _use_local_gpu(run: LoadedRun) -> None:
         run.model.to(run.device)
 
 
-def _f(value, fmt: str) -> str:
+def format_optional(value: Optional[float], fmt: str = ".3f") -> str:
+    """``value`` formatted with ``fmt``, or 'n/a' when it is undefined (None, e.g. tau of constant scores)."""
     return "n/a" if value is None else format(value, fmt)
 
 
@@ -177,16 +178,16 @@ def format_rank(report: dict) -> str:
              *([f"  dedup {p['dedup']}: {p['n']} archs need {p['evaluations_needed']} evaluations "
                 f"({p['evaluations_saved_by_dedup']} saved); evaluated now {p.get('evaluated_now', 'n/a')}, "
                 f"precision {p.get('precision')}"] if "evaluations_needed" in p else []),
-             f"  Kendall tau-b      {_f(report['kendall_tau'], '.4f')}{_ci(report.get('kendall_tau_ci95'))}",
-             f"  Spearman rho       {_f(report['spearman_rho'], '.4f')}"]
+             f"  Kendall tau-b      {format_optional(report['kendall_tau'], '.4f')}{_ci(report.get('kendall_tau_ci95'))}",
+             f"  Spearman rho       {format_optional(report['spearman_rho'], '.4f')}"]
     for frac, v in report.get("precision_at", {}).items():
-        lines.append(f"  precision@top{float(frac) * 100:g}%  {_f(v, '.4f')}")
+        lines.append(f"  precision@top{float(frac) * 100:g}%  {format_optional(v, '.4f')}")
     top = report.get("top1", {})
     if top:
-        lines.append(f"  top-1 by supernet  {_f(top.get('truth'), '.2f')} ({top.get('arch')})")
+        lines.append(f"  top-1 by supernet  {format_optional(top.get('truth'), '.2f')} ({top.get('arch')})")
     if report.get("fairness"):
         lines.append("  by complexity quintile:   params range            n    tau     mean error")
         for b in report["fairness"]:
             lines.append(f"    {b['bin']}  {int(b['complexity_min']):>10,d} - {int(b['complexity_max']):<10,d} "
-                         f"{b['n']:5d}  {_f(b['kendall_tau'], '6.3f'):>6}  {_f(b['mean_error'], '+.3f')}")
+                         f"{b['n']:5d}  {format_optional(b['kendall_tau'], '6.3f'):>6}  {format_optional(b['mean_error'], '+.3f')}")
     return "\n".join(lines)
