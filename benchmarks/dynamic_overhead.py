@@ -82,7 +82,7 @@ def main(argv=None) -> dict:
     result = {"command": "python benchmarks/dynamic_overhead.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "torch": torch.__version__, "threads": args.threads, "device": args.device,
               "median_step_seconds": med, "overhead_vs_spos": {k: v / base - 1 for k, v in med.items()}}
-    print(f"| variant | median s/step | overhead vs SPOS |\n|---|---|---|")
+    print("| variant | median s/step | overhead vs SPOS |\n|---|---|---|")
     for k, v in med.items():
         print(f"| {k} | {v:.4f} | {100 * (v / base - 1):+.1f}% |")
     if args.out:

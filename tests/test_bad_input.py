@@ -11,17 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nshot import spaces
 from nshot.cli import main
 from nshot.config import Config, ConfigError, from_dict, load_config, to_dict
 from nshot.spaces.nb201 import OPS
-from nshot.train.checkpoint import (CheckpointError, atomic_write_bytes, load_checkpoint, read_checkpoint_file,
-                                    save_checkpoint)
+from nshot.train.checkpoint import atomic_write_bytes, load_checkpoint, read_checkpoint_file, save_checkpoint
 
 SP = spaces.get("nb201")
 CANONICAL = frozenset(SP.enumerate())

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from nshot.cli import main
-from nshot.config import Config, ConfigError, dump_config, load_config, to_dict
+from nshot.config import Config, ConfigError, dump_config, load_config
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 

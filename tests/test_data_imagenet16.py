@@ -12,7 +12,7 @@ import torch
 
 from nshot.config import load_config
 from nshot.data import DataError, load_dataset
-from nshot.data import imagenet16
+
 
 # Labels per training batch (1-based, as in the files): some kept by ImageNet16-120 (<= 120), some not.
 TRAIN_LABELS = [[1, 121, 120, 500], [2, 1000], [60], [130, 7], [120], [3, 3], [999], [1, 2, 119], [121], [5, 44]]

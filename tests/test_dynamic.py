@@ -9,7 +9,7 @@ import torch
 from nshot import spaces
 from nshot.config import load_config
 from nshot.train import Trainer
-from nshot.train.complexity import Complexity, get_complexity
+from nshot.train.complexity import get_complexity
 from nshot.train.grouping import ComplexityGrouping, EdgeGrouping, KMeansGrouping, resolve_edge
 from nshot.train.lr import CaLR
 from nshot.train.ms_sgd import MomentumSeparatedSGD

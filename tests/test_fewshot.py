@@ -109,7 +109,7 @@ def test_resume_across_splits_equals_uninterrupted(tmp_path, tiny_data, monkeypa
             raise KeyboardInterrupt
         return real_step(self, x, y)
     monkeypatch.setattr(Trainer, "train_step", crashing)
-    part = FewShotRun.create(cfg, tmp_path / "part", data=tiny_data)
+    FewShotRun.create(cfg, tmp_path / "part", data=tiny_data)
     for _ in range(3):
         try:
             FewShotRun.resume(tmp_path / "part", data=tiny_data).fit()
@@ -136,7 +136,6 @@ def test_bad_fewshot_configs(tmp_path, tiny_data):
 
 
 def test_one_ms_edge_for_the_whole_run_never_split(tmp_path, tiny_data, capsys):
-    from nshot.cli import main
     from nshot.train.trainer import RunDirError
     cfg = load_config(None, tiny_overrides(*GM, "train.optimizer=ms_sgd"))
     run = FewShotRun.create(cfg, tmp_path / "gm", data=tiny_data)

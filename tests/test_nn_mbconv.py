@@ -1,5 +1,4 @@
 """MBConv blocks and NAS-Bench-Macro networks: path parity with stand-alone networks, exact counts, gradients."""
-import numpy as np
 import pytest
 import torch
 from torch import nn

@@ -61,7 +61,6 @@ def test_dead_edge_parameters_get_no_gradient(supernet):
 
 def test_disconnected_cell_outputs_zero_features(supernet):
     x = torch.randn(3, 3, 8, 8)
-    feats = []
     net = supernet
     h = net.stem(x)
     out = net.cells[0](h, SP.decode(DISCONNECTED))

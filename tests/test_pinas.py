@@ -12,7 +12,7 @@ from nshot import spaces
 from nshot.config import ConfigError, load_config
 from nshot.data.views import ViewConfig, contrastive_view, gaussian_blur
 from nshot.train import rng
-from nshot.train.pinas import PiNASObjective, default_queue_size, info_nce
+from nshot.train.pinas import default_queue_size, info_nce
 from nshot.train.sampler import PairSampler
 from nshot.train.trainer import Trainer
 

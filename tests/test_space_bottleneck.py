@@ -9,7 +9,7 @@ from nshot import spaces
 from nshot.config import ConfigError, load_config
 from nshot.nn import build_standalone, build_supernet, export_subnet
 from nshot.nn.ops import BNConfig
-from nshot.spaces.bottleneck import CANDIDATES, BottleneckSpace
+from nshot.spaces.bottleneck import BottleneckSpace
 from nshot.train.trainer import Trainer
 
 from conftest import tiny_overrides

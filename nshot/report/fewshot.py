@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable
 
 from . import plots
 from .html import Markup, esc, fmt_num, note, table

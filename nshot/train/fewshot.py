@@ -19,7 +19,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import numpy as np
 import torch
 
 from .. import spaces
@@ -31,7 +30,6 @@ from .gradmatch import choose_split
 from .grouping import resolve_edge
 from .metrics import MetricsLog
 from .partition import PartitionTree
-from .progress import Progress
 from .trainer import RunDirError, Trainer, load_data
 
 

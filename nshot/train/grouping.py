@@ -1,7 +1,7 @@
 """Momentum-separation groupings: which momentum group a subnet belongs to (decision 2)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 

@@ -36,7 +36,6 @@ from .optim import build_optimizer, fill_unused_grads, grad_momentum_cosine
 from .progress import Progress
 from .complexity import get_complexity
 from .grouping import build_grouping
-from .ms_sgd import MomentumSeparatedSGD
 from .sampler import FairSampler, build_sampler
 
 FORMAT_VERSION = 1
