@@ -10,7 +10,6 @@ Each (recipe, seed) is one run of benchmarks/rank_cifar10.py (train, then score 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.suite import Variant, run_jobs, summarize  # noqa: E402
+from benchmarks.suite import Variant, run_jobs, summarize, write_summary  # noqa: E402
 
 RECIPES = ["spos", "spos_calr_ms", "fairnas", "fairnas_calr_ms"]
 
@@ -49,8 +48,7 @@ def main(argv=None) -> dict:
     summary = {"command": "python benchmarks/dynamic_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "seconds": time.time() - t0}
     summary["recipes"] = summarize(results, args.recipes, args.seeds)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return write_summary(out / "summary.json", summary, ("recipes",))
 
 
 if __name__ == "__main__":

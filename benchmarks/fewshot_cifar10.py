@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.suite import Variant, run_jobs, summarize  # noqa: E402
+from benchmarks.suite import Variant, run_jobs, summarize, write_summary  # noqa: E402
 
 FAMILIES = ("oneshot", "fsnas", "gmnas")
 
@@ -129,8 +129,7 @@ def main(argv=None) -> dict:
                 print(f"| {run.name} | " + "; ".join(
                     f"{lf['leaf']}: {lf['n']}, {lf['score_mean']:.1f}, {lf['truth_mean']:.1f}, "
                     f"{'n/a' if lf['tau_within'] is None else format(lf['tau_within'], '.2f')}" for lf in leaves) + " |")
-    (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return write_summary(Path(args.out) / "summary.json", summary, ("variants", "results", "leaves"))
 
 
 if __name__ == "__main__":

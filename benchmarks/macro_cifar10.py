@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.rank_cifar10 import prepare_cifar, shared_data  # noqa: E402
-from benchmarks.suite import summarize  # noqa: E402
+from benchmarks.suite import summarize, write_summary  # noqa: E402
 
 RECIPES = ["spos", "spos_calr_ms"]
 
@@ -146,8 +146,7 @@ def main(argv=None) -> dict:
                             "epochs": args.epochs, "train_images": args.train_images or 25000,
                             "eval_images": args.eval_images, "seeds": args.seeds},
                "recipes": summarize(results, args.recipes, args.seeds, "tau (mean_acc)", "top-1 mean_acc")}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return write_summary(out / "summary.json", summary, ("recipes",), protocol="protocol")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ benchmarks/rank_cifar10.py; SPOS runs of benchmarks/dynamic_cifar10.py at the sa
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.suite import Variant, run_jobs, summarize  # noqa: E402
+from benchmarks.suite import Variant, run_jobs, summarize, write_summary  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -68,8 +67,7 @@ def main(argv=None) -> dict:
     summary = {"command": "python benchmarks/pinas_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "seconds": time.time() - t0}
     summary["results"] = summarize(results, names, args.seeds)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return write_summary(out / "summary.json", summary, ("results",))
 
 
 if __name__ == "__main__":

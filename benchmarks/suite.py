@@ -14,7 +14,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,6 +115,26 @@ def run_jobs(out: Path, variants: Sequence[Variant], seeds: Sequence[int], commo
     todo = [(v, s) for s in seeds for v in variants]
     with ThreadPoolExecutor(jobs) as pool:
         return {(v.name, s): r for (v, s), r in zip(todo, pool.map(one, todo))}
+
+
+def write_summary(path: Path, summary: dict, per_variant: Sequence[str], protocol: Optional[str] = None) -> dict:
+    """Write ``summary`` as JSON to ``path``, merged into the summary already there: the entries named in
+    ``per_variant`` (dicts keyed by variant or run, e.g. ``results``) keep the keys of earlier invocations
+    that this one did not produce, so running the variants of a comparison one command at a time into the
+    same folder loses none of them; every other entry is this invocation's, and ``commands`` lists every
+    invocation's ``command`` in order. When the entry named ``protocol`` differs from the one already
+    there, the old summary is replaced, not merged (its numbers were measured another way). Returns the
+    merged summary."""
+    old = json.loads(path.read_text()) if path.exists() else {}
+    if protocol is not None and old.get(protocol) != summary.get(protocol):
+        old = {}
+    merged = dict(summary)
+    for key in per_variant:
+        merged[key] = {**old.get(key, {}), **summary.get(key, {})}
+    commands = old.get("commands", [old["command"]] if "command" in old else [])
+    merged["commands"] = commands + ([summary["command"]] if summary.get("command") not in commands else [])
+    path.write_text(json.dumps(merged, indent=1))
+    return merged
 
 
 def summarize(results: dict[tuple[str, int], dict], names: Sequence[str], seeds: Sequence[int],

@@ -115,3 +115,18 @@ def test_rank_sample_diagnostics_come_from_a_real_rank_report():
     assert small > 0 > large                 # smallest ranked too high, largest too low
     assert run_diagnostics(json.loads(json.dumps(rank_report(archs, size, size, None))))[
         "rank_error_smallest_largest"] is None
+
+
+def test_write_summary_keeps_the_variants_of_earlier_invocations(tmp_path):
+    from benchmarks.suite import write_summary
+    path = tmp_path / "summary.json"
+    write_summary(path, {"command": "a", "seconds": 1, "results": {"spos": 0.1, "fsnas": -0.1}}, ("results",))
+    merged = write_summary(path, {"command": "b", "seconds": 2, "results": {"fsnas": 0.2, "gm": 0.3}}, ("results",))
+    assert merged == json.loads(path.read_text())
+    assert merged["results"] == {"spos": 0.1, "fsnas": 0.2, "gm": 0.3}       # the newer run of fsnas wins
+    assert (merged["seconds"], merged["commands"]) == (2, ["a", "b"])
+    again = write_summary(path, {"command": "b", "results": {}}, ("results",))
+    assert again["commands"] == ["a", "b"]                                      # a repeated command once
+    other = write_summary(path, {"command": "c", "protocol": {"subset": "all"}, "results": {"x": 1}}, ("results",),
+                          protocol="protocol")
+    assert other["results"] == {"x": 1} and other["commands"] == ["c"]        # another protocol: not merged
