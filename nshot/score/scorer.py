@@ -13,7 +13,8 @@ Cheap scoring of thousands of subnets (docs/scoring.md):
   mode every BN still normalises each protocol batch with its own statistics (:func:`grouped_batch_stats`), so
   the numbers are those of the protocol batch size. Correct counts stay on the device; the host reads them once
   per ``sync_every`` architectures.
-* **precision** ``bf16`` (autocast) and ``channels_last`` for CUDA; ``bf16`` is part of the cache key.
+* **precision** ``bf16`` (autocast, CUDA default) is part of the cache key; the ``channels_last`` memory format
+  (default on every device: forward passes only) changes values by float rounding alone and is not.
 * **probe** (``ScoreProtocol.probe``): ``classifier`` (the supernet's own head) or, for supernets trained without
   labels (Pi-NAS), ``knn`` / ``linear`` on the path's frozen features of ``probe_images`` training images (a
   seeded sample) (:mod:`nshot.score.probe`); part of the cache key.
