@@ -130,3 +130,10 @@ def test_write_summary_keeps_the_variants_of_earlier_invocations(tmp_path):
     other = write_summary(path, {"command": "c", "protocol": {"subset": "all"}, "results": {"x": 1}}, ("results",),
                           protocol="protocol")
     assert other["results"] == {"x": 1} and other["commands"] == ["c"]        # another protocol: not merged
+
+
+def test_gm_cost_linear_fit():
+    from benchmarks.gm_cost import linear_fit
+    a, b, r2 = linear_fit([1, 2, 4, 8], [0.5 + 2 * x for x in (1, 2, 4, 8)])
+    assert (a, b, r2) == pytest.approx((2.0, 0.5, 1.0))
+    assert linear_fit([1, 2, 3], [1, 3, 2])[2] == pytest.approx(0.25)   # r = 0.5

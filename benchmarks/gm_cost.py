@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Wall time of one GM-NAS split decision (``choose_split``) on the NB201 supernet as a function of the
+number of batches R and of candidate edges E: the estimate runs one forward/backward per batch, op and
+candidate edge, so its time should be linear in R x E (issue 6: "GM estimation cost grows linearly in R and in
+the number of candidate edges").
+
+Timing protocol: every (R, E) configuration in one process on the same supernet and seeded random batches of
+CIFAR shape; ``--rounds`` rounds, each timing one call per configuration, the configuration order reversed
+every other round (ABBA) so drifting machine noise spreads over all; reported: the median seconds per
+configuration, the least-squares line t = a * R * E + b through the medians with its R^2, and each median
+divided by the (1, 1) median next to R * E.
+
+    python benchmarks/gm_cost.py --C 8 --N 2 --batch 64 --threads 1 --out /tmp/gm_cost.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from benchmarks.timing import abba  # noqa: E402
+from nshot import spaces  # noqa: E402
+from nshot.nn import nb201_supernet  # noqa: E402
+from nshot.train.gradmatch import choose_split  # noqa: E402
+from nshot.train.partition import full_mask  # noqa: E402
+
+
+def linear_fit(x: list[float], y: list[float]) -> tuple[float, float, float]:
+    """Least-squares ``y = a * x + b``; returns (a, b, R^2)."""
+    a, b = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)
+    pred = a * np.asarray(x) + b
+    ss_res = float(((np.asarray(y) - pred) ** 2).sum())
+    ss_tot = float(((np.asarray(y) - np.mean(y)) ** 2).sum())
+    return float(a), float(b), 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--C", type=int, default=8)
+    ap.add_argument("--N", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--R", type=int, nargs="+", default=[1, 2, 4], help="batches per estimate")
+    ap.add_argument("--E", type=int, nargs="+", default=[1, 2, 4], help="candidate edges (the first E)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", help="write the JSON here")
+    args = ap.parse_args(argv)
+    sp = spaces.get("nb201")
+    if not args.R or min(args.R) < 1 or not args.E or min(args.E) < 1 or max(args.E) > sp.num_decisions:
+        ap.error(f"--R must be >= 1 and --E between 1 and {sp.num_decisions}")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = nb201_supernet(C=args.C, N=args.N, num_classes=10)
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(args.batch, 3, 32, 32, generator=g), torch.randint(0, 10, (args.batch,), generator=g))
+               for _ in range(max(args.R))]
+    mask = full_mask(sp)
+
+    def config(r: int, e: int) -> Callable[[], None]:
+        rng = np.random.default_rng(0)     # the same paths on every call of this configuration
+        return lambda: choose_split(model, sp, mask, list(range(e)), lambda i: batches[i], r, rng)
+
+    fns = {f"R={r} E={e}": config(r, e) for r in args.R for e in args.E}
+    times = abba(fns, args.rounds, reps=1)
+    med = {k: statistics.median(v) / 1000 for k, v in times.items()}     # seconds
+    units = {f"R={r} E={e}": r * e for r in args.R for e in args.E}
+    a, b, r2 = linear_fit([units[k] for k in med], list(med.values()))
+    base = med[f"R={min(args.R)} E={min(args.E)}"] / units[f"R={min(args.R)} E={min(args.E)}"]
+    rows = [{"config": k, "R_x_E": units[k], "median_s": med[k], "relative": med[k] / base} for k in med]
+    print("| R x E | configuration | median s | time / time per unit at the smallest |\n|---|---|---|---|")
+    for row in sorted(rows, key=lambda r: (r["R_x_E"], r["config"])):
+        print(f"| {row['R_x_E']} | {row['config']} | {row['median_s']:.3f} | {row['relative']:.2f} |")
+    print(f"least squares: t = {a:.4f} s x (R x E) {b:+.4f} s, R^2 = {r2:.4f}; "
+          f"{a / 5 * 1000:.1f} ms per forward/backward (5 ops per edge)")
+    result = {"command": "python benchmarks/gm_cost.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "torch": torch.__version__, "threads": args.threads, "C": args.C, "N": args.N, "batch": args.batch,
+              "rows": rows, "fit": {"seconds_per_R_x_E": a, "intercept_s": b, "r2": r2}, "rounds_ms": times}
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
