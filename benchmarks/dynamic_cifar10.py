@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.suite import Variant, run_jobs, summarize, write_summary  # noqa: E402
+from benchmarks.suite import Variant, run_jobs, shared_settings, summarize, write_summary  # noqa: E402
 
 RECIPES = ["spos", "spos_calr_ms", "fairnas", "fairnas_calr_ms"]
 
@@ -46,7 +46,7 @@ def main(argv=None) -> dict:
     t0 = time.time()
     results = run_jobs(out, variants, args.seeds, common, args.jobs)
     summary = {"command": "python benchmarks/dynamic_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "seconds": time.time() - t0}
+               "seconds": time.time() - t0, "protocol": shared_settings(args)}
     summary["recipes"] = summarize(results, args.recipes, args.seeds)
     return write_summary(out / "summary.json", summary, ("recipes",))
 

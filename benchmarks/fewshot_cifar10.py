@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.suite import Variant, run_jobs, summarize, write_summary  # noqa: E402
+from benchmarks.suite import Variant, run_jobs, shared_settings, summarize, write_summary  # noqa: E402
 
 FAMILIES = ("oneshot", "fsnas", "gmnas")
 
@@ -117,7 +117,7 @@ def main(argv=None) -> dict:
     results = run_jobs(Path(args.out), vs, args.seeds, common, args.jobs)
     summary = {"command": "python benchmarks/fewshot_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "seconds": time.time() - t0, "gm_schedule": dict(zip(("epochs", "s1", "s2"), gm_schedule(args.budget))),
-               "variants": {v.name: list(v.args) for v in vs}}
+               "variants": {v.name: list(v.args) for v in vs}, "protocol": shared_settings(args, ("families",))}
     summary["results"] = summarize(results, [v.name for v in vs], args.seeds)
     summary["leaves"] = {}
     print("\n| run | leaf: n, mean score, mean truth, tau within |\n|---|---|")

@@ -144,9 +144,9 @@ def main(argv=None) -> dict:
                             "supernet": {"stem_width": args.stem_width, "widths": args.widths,
                                          "head_width": args.head_width},
                             "epochs": args.epochs, "train_images": args.train_images or 25000,
-                            "eval_images": args.eval_images, "seeds": args.seeds},
+                            "eval_images": args.eval_images},
                "recipes": summarize(results, args.recipes, args.seeds, "tau (mean_acc)", "top-1 mean_acc")}
-    return write_summary(out / "summary.json", summary, ("recipes",), protocol="protocol")
+    return write_summary(out / "summary.json", summary, ("recipes",))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.suite import Variant, run_jobs, summarize, write_summary  # noqa: E402
+from benchmarks.suite import Variant, run_jobs, shared_settings, summarize, write_summary  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
                                         "precision_at": rep.get("precision_at")}
         names.append("spos+knn")
     summary = {"command": "python benchmarks/pinas_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "seconds": time.time() - t0}
+               "seconds": time.time() - t0, "protocol": shared_settings(args)}
     summary["results"] = summarize(results, names, args.seeds)
     return write_summary(out / "summary.json", summary, ("results",))
 

@@ -14,7 +14,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Sequence, Union
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -117,23 +117,40 @@ def run_jobs(out: Path, variants: Sequence[Variant], seeds: Sequence[int], commo
         return {(v.name, s): r for (v, s), r in zip(todo, pool.map(one, todo))}
 
 
-def write_summary(path: Path, summary: dict, per_variant: Sequence[str], protocol: Optional[str] = None) -> dict:
-    """Write ``summary`` as JSON to ``path``, merged into the summary already there: the entries named in
-    ``per_variant`` (dicts keyed by variant or run, e.g. ``results``) keep the keys of earlier invocations
-    that this one did not produce, so running the variants of a comparison one command at a time into the
-    same folder loses none of them; every other entry is this invocation's, and ``commands`` lists every
-    invocation's ``command`` in order. When the entry named ``protocol`` differs from the one already
-    there, the old summary is replaced, not merged (its numbers were measured another way). Returns the
-    merged summary."""
-    old = json.loads(path.read_text()) if path.exists() else {}
-    if protocol is not None and old.get(protocol) != summary.get(protocol):
+RUN_OPTIONS = ("seeds", "recipes", "jobs", "threads", "data_root", "out")   # which runs, and how: not what
+
+
+def shared_settings(args: Any, also_exclude: Sequence[str] = ()) -> dict:
+    """The command-line settings a benchmark's variants share: its argparse namespace less ``RUN_OPTIONS`` and
+    ``also_exclude``; what must match before two invocations' summaries may be merged."""
+    skip = set(RUN_OPTIONS) | set(also_exclude)
+    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}
+
+
+def write_summary(path: Path, summary: dict, per_variant: Sequence[str]) -> dict:
+    """Write ``summary`` as JSON to ``path`` (atomically), merged into the summary already there when both
+    have the same ``protocol`` entry (the settings the variants share, e.g. :func:`shared_settings`): the
+    entries named in ``per_variant`` (dicts keyed by variant or run, e.g. ``results``) keep the keys of
+    earlier invocations that this one did not produce, so running the variants of a comparison one command
+    at a time into the same folder loses none of them; every other entry is this invocation's; ``commands``
+    lists the distinct invocations in order of first appearance. Another ``protocol``, or an unreadable old
+    file (a warning), replaces the old summary instead (its numbers were measured another way). Returns the
+    written summary."""
+    from nshot.train.checkpoint import atomic_write_bytes
+    try:
+        old = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError) as e:
+        print(f"warning: {path} is unreadable ({e}); writing a new summary", file=sys.stderr)
+        old = {}
+    if old.get("protocol") != summary.get("protocol"):
         old = {}
     merged = dict(summary)
     for key in per_variant:
         merged[key] = {**old.get(key, {}), **summary.get(key, {})}
     commands = old.get("commands", [old["command"]] if "command" in old else [])
-    merged["commands"] = commands + ([summary["command"]] if summary.get("command") not in commands else [])
-    path.write_text(json.dumps(merged, indent=1))
+    new = summary.get("command")
+    merged["commands"] = commands + ([new] if new is not None and new not in commands else [])
+    atomic_write_bytes(path, json.dumps(merged, indent=1).encode())
     return merged
 
 
@@ -151,7 +168,7 @@ def summarize(results: dict[tuple[str, int], dict], names: Sequence[str], seeds:
         mins = statistics.mean(r["train_seconds"] for r in runs) / 60
         sd = statistics.stdev(taus) if len(taus) > 1 else 0.0
         rho = statistics.mean(rhos) if None not in rhos else float("nan")
-        summary[name] = {"taus": taus, "tau_mean": statistics.mean(taus), "tau_std": sd, "rhos": rhos, "top1": tops,
+        summary[name] = {"seeds": list(seeds), "taus": taus, "tau_mean": statistics.mean(taus), "tau_std": sd, "rhos": rhos, "top1": tops,
                          "train_minutes_mean": mins}
         print(f"| {name} | {statistics.mean(taus):.3f} ± {sd:.3f} | {', '.join(f'{t:.3f}' for t in taus)} | "
               f"{rho:.3f} | {statistics.mean(tops):.2f} | {mins:.1f} |")

@@ -119,17 +119,39 @@ def test_rank_sample_diagnostics_come_from_a_real_rank_report():
 
 def test_write_summary_keeps_the_variants_of_earlier_invocations(tmp_path):
     from benchmarks.suite import write_summary
-    path = tmp_path / "summary.json"
-    write_summary(path, {"command": "a", "seconds": 1, "results": {"spos": 0.1, "fsnas": -0.1}}, ("results",))
-    merged = write_summary(path, {"command": "b", "seconds": 2, "results": {"fsnas": 0.2, "gm": 0.3}}, ("results",))
+    path, proto = tmp_path / "summary.json", {"epochs": 15}
+    write_summary(path, {"command": "a", "protocol": proto, "seconds": 1, "results": {"spos": 0.1, "fsnas": -0.1}},
+                  ("results",))
+    merged = write_summary(path, {"command": "b", "protocol": proto, "seconds": 2,
+                                  "results": {"fsnas": 0.2, "gm": 0.3}}, ("results",))
     assert merged == json.loads(path.read_text())
     assert merged["results"] == {"spos": 0.1, "fsnas": 0.2, "gm": 0.3}       # the newer run of fsnas wins
     assert (merged["seconds"], merged["commands"]) == (2, ["a", "b"])
-    again = write_summary(path, {"command": "b", "results": {}}, ("results",))
-    assert again["commands"] == ["a", "b"]                                      # a repeated command once
-    other = write_summary(path, {"command": "c", "protocol": {"subset": "all"}, "results": {"x": 1}}, ("results",),
-                          protocol="protocol")
-    assert other["results"] == {"x": 1} and other["commands"] == ["c"]        # another protocol: not merged
+    again = write_summary(path, {"command": "b", "protocol": proto, "results": {}}, ("results",))
+    assert again["commands"] == ["a", "b"] and again["results"] == merged["results"]   # a repeated command once
+    other = write_summary(path, {"command": "c", "protocol": {"epochs": 6}, "results": {"x": 1}}, ("results",))
+    assert other["results"] == {"x": 1} and other["commands"] == ["c"]        # other settings: not merged
+
+
+def test_write_summary_reads_the_old_single_command_format_and_survives_a_broken_file(tmp_path, capsys):
+    from benchmarks.suite import write_summary
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({"command": "old", "recipes": {"spos": {"tau_mean": 0.1}}}))
+    merged = write_summary(path, {"command": "new", "recipes": {"fairnas": {"tau_mean": 0.2}}}, ("recipes",))
+    assert merged["commands"] == ["old", "new"] and set(merged["recipes"]) == {"spos", "fairnas"}
+    path.write_text('{"command": "cut off')
+    fresh = write_summary(path, {"command": "x", "recipes": {"a": 1}}, ("recipes",))
+    assert fresh == {"command": "x", "recipes": {"a": 1}, "commands": ["x"]}
+    assert "unreadable" in capsys.readouterr().err
+
+
+def test_shared_settings_leave_out_which_runs_and_how():
+    import argparse
+    from benchmarks.suite import shared_settings
+    args = argparse.Namespace(epochs=15, C=8, seeds=[0], recipes=["spos"], jobs=2, threads=1, data_root="/d",
+                              out="o", families=["fsnas"])
+    assert shared_settings(args) == {"C": 8, "epochs": 15, "families": ["fsnas"]}
+    assert shared_settings(args, ("families",)) == {"C": 8, "epochs": 15}
 
 
 def test_gm_cost_linear_fit():
@@ -137,3 +159,10 @@ def test_gm_cost_linear_fit():
     a, b, r2 = linear_fit([1, 2, 4, 8], [0.5 + 2 * x for x in (1, 2, 4, 8)])
     assert (a, b, r2) == pytest.approx((2.0, 0.5, 1.0))
     assert linear_fit([1, 2, 3], [1, 3, 2])[2] == pytest.approx(0.25)   # r = 0.5
+
+
+def test_gm_cost_power_exponents():
+    from benchmarks.gm_cost import power_exponents
+    configs = [(r, e) for r in (1, 2, 4) for e in (1, 3)]
+    p, q = power_exponents(configs, [0.7 * r * e ** 0.5 for r, e in configs])
+    assert (p, q) == pytest.approx((1.0, 0.5))
