@@ -52,7 +52,8 @@ def prepare_cifar(root: Path) -> Path:
     return root
 
 
-def main(argv=None) -> dict:
+def parser() -> argparse.ArgumentParser:
+    """The command line of this script (also used to compare a finished run's recorded command)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(REPO / "configs/nb201/spos.yaml"), help="recipe (default spos.yaml)")
     ap.add_argument("--epochs", type=int, default=10)
@@ -74,7 +75,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=None, help="run directory (default runs/bench-rank-<time>); an interrupted "
                     "run there continues where it stopped")
     ap.add_argument("--extra", nargs="*", default=[], help="more config overrides key.sub=value")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> dict:
+    args = parser().parse_args(argv)
 
     data = shared_data()
     split = data / "nb201" / "cifar10_valid_split.json"

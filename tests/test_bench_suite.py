@@ -166,3 +166,18 @@ def test_gm_cost_power_exponents():
     configs = [(r, e) for r in (1, 2, 4) for e in (1, 3)]
     p, q = power_exponents(configs, [0.7 * r * e ** 0.5 for r, e in configs])
     assert (p, q) == pytest.approx((1.0, 0.5))
+
+
+def test_a_finished_run_is_reused_only_with_the_same_settings(tmp_path):
+    from benchmarks.suite import REPO, check_same_settings
+    cfg = str(REPO / "configs/nb201/spos.yaml")
+    recorded = f"python benchmarks/rank_cifar10.py --epochs 15 --C 8 --eval-images 1000 --threads 2 --out {tmp_path}"
+    same = ["--config", cfg, "--seed", "0", "--epochs", "15", "--C", "8", "--train-images", "25000",
+            "--eval-images", "1000", "--threads", "1", "--data-root", "/elsewhere", "--out", str(tmp_path / "x")]
+    check_same_settings(tmp_path, recorded, same)    # defaults spelled out, threads/data/out differ: the same run
+    with pytest.raises(SystemExit, match="epochs: 15 then, 6 now"):
+        check_same_settings(tmp_path, recorded, [*same, "--epochs", "6"])
+    with pytest.raises(SystemExit, match="train_images: 25000 then, 10000 now"):
+        check_same_settings(tmp_path, recorded, [*same, "--train-images", "10000"])
+    with pytest.raises(SystemExit, match="config"):
+        check_same_settings(tmp_path, recorded, [*same, "--config", str(REPO / "configs/nb201/fairnas.yaml")])
