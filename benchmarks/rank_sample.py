@@ -28,7 +28,7 @@ from typing import Optional
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.rank_cifar10 import shared_data  # noqa: E402
-from nshot.score.rank import format_optional as _fmt, subset_tag  # noqa: E402
+from nshot.score.rank import format_optional as _fmt  # noqa: E402
 
 
 def scoring_args(run: Path, eval_images: Optional[int]) -> list[str]:
@@ -49,14 +49,14 @@ def scoring_args(run: Path, eval_images: Optional[int]) -> list[str]:
 
 
 def rank_one(run: Path, subset: str, eval_images: Optional[int], table: Path, threads: int) -> dict:
-    """``nshot rank`` one run dir on ``subset`` (log appended to RUN/rank-sample.log); its rank-<tag>.json."""
+    """``nshot rank`` one run dir on ``subset`` (log appended to RUN/rank-sample.log); the ranking it wrote."""
     cmd = [sys.executable, "-m", "nshot", "rank", str(run), "--benchmark", "nb201", "--metric", "cifar10/test",
            "--table", str(table), "--subset", subset, *scoring_args(run, eval_images), "--threads", str(threads),
            "--progress", "log"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(run / "rank-sample.log", "a") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
-    return json.loads((run / f"rank-{subset_tag(subset)}.json").read_text())
+    return json.loads((run / "rank.json").read_text())   # the ranking just written (= its rank-<tag>.json)
 
 
 def run_diagnostics(report: dict) -> dict:

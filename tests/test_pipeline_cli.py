@@ -116,5 +116,9 @@ def test_pinas_run_trains_without_labels_and_ranks_with_a_probe(pipeline, tmp_pa
     assert main(["rank", str(run), "--table", str(table), "--subset", "6", "--probe", "linear",
                  "--probe-images", "300", "--progress", "none"]) == 0
     assert json.loads((run / "rank.json").read_text())["protocol"]["probe"] == "linear"
+    # the two probes' rankings are kept side by side, neither overwrites the other
+    assert json.loads((run / "rank-n6-knn.json").read_text())["protocol"]["probe"] == "knn"
+    assert json.loads((run / "rank-n6-linear.json").read_text())["protocol"]["probe"] == "linear"
+    assert not (run / "rank-n6.json").exists()
     scores = [float(line.split(",")[1]) for line in (run / "rank.csv").read_text().splitlines()[1:]]
     assert len(scores) == 6 and all(0 <= s <= 100 for s in scores) and len(set(scores)) > 1

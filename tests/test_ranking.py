@@ -242,3 +242,16 @@ def test_rank_report_undefined_and_errors():
         rank_report(["a", "b", "c"], [1, 2, 3], [1, 2], None)
     with pytest.raises(ValueError, match="at least 2"):
         rank_report(["a"], [1], [1], None)
+
+
+# ------------------------------------------------------------------------------------------ file names
+def test_ranking_file_tags_keep_subsets_and_scoring_protocols_apart():
+    from nshot.score.rank import ranking_tag, subset_tag
+    assert [subset_tag(s) for s in ("all", "kendall327", "1000", "/x/my subset.json")] == \
+        ["all", "kendall327", "n1000", "my_subset"]
+    assert ranking_tag("1000") == "n1000"                       # the default protocol keeps the plain name
+    assert ranking_tag("1000", "recal") == "n1000-recal"
+    assert ranking_tag("kendall327", "batch", "knn") == "kendall327-knn"
+    assert ranking_tag("all", "recal", "linear") == "all-recal-linear"
+    tags = {ranking_tag("all", bn, p) for bn in ("batch", "recal") for p in ("classifier", "knn", "linear")}
+    assert len(tags) == 6

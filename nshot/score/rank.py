@@ -72,6 +72,18 @@ def subset_tag(subset) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or "subset"
 
 
+def ranking_tag(subset, bn_mode: str = "batch", probe: str = "classifier") -> str:
+    """The file-name tag of a ranking: :func:`subset_tag`, plus ``-recal`` for recalibrated BN and ``-knn`` /
+    ``-linear`` for a probe other than the classifier head, so rankings of one run under different scoring
+    protocols are kept side by side instead of overwriting each other."""
+    tag = subset_tag(subset)
+    if bn_mode != "batch":
+        tag += f"-{bn_mode}"
+    if probe != "classifier":
+        tag += f"-{probe}"
+    return tag
+
+
 def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric: Optional[str] = None,
              subset: str = "all", table: Optional[str] = None, bn_mode: str = "batch", recal_batches: int = 0,
              eval_images: Optional[int] = None, device: Optional[str] = None, progress: str = "auto",
@@ -118,9 +130,9 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
     report["protocol"] = {**protocol_record(run, scorer), "benchmark": bench.name, "metric": metric,
                           "subset": str(subset), "n": len(archs), "complexity": "params of the stand-alone network",
                           "evaluations_needed": needed, "evaluations_saved_by_dedup": len(set(archs)) - needed}
-    tag = subset_tag(subset)
+    tag = ranking_tag(subset, report["protocol"]["bn_mode"], report["protocol"]["probe"])
     _write_json(run.run_dir / "rank.json", report)          # the latest ranking (what the report shows)
-    _write_json(run.run_dir / f"rank-{tag}.json", report)   # kept per subset: 327-cell and all-cell rankings
+    _write_json(run.run_dir / f"rank-{tag}.json", report)   # kept per subset and scoring protocol
     report["protocol"]["files"] = [f"rank-{tag}.json", f"rank-{tag}.csv"]
     report["protocol"]["evaluated_now"] = scorer.forward_passes   # this call's work, not part of the files
     report["protocol"]["world_size"] = world
