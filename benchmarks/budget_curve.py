@@ -1,0 +1,192 @@
+"""The SPOS budget curve of issue 18: tau against training epochs, to fix a converged CPU protocol.
+
+Every point is one (recipe, C, N, epochs, seed) run of ``benchmarks/rank_cifar10.py`` on NB201's 25k `train`
+half, scored on the first ``--eval-images`` of the `valid` half: the 327-cell subset, then a seeded uniform
+sample of ``--sample`` cells (``nshot rank --subset N``, the estimate of the all-cell tau that
+``benchmarks/rank_sample.py`` validated). Points run in the order of ``POINTS`` (the ones that decide the
+protocol first), ``--jobs`` at a time; each run directory ``OUT/<point>`` is resumable, a finished point is
+skipped, so the command can be repeated after an interruption and continues where it stopped.
+
+    python benchmarks/budget_curve.py --jobs 2 --threads 1 --out runs/budget
+    python benchmarks/budget_curve.py --summary --out runs/budget      # the table from what has finished
+
+The protocol (scoring images, sample size) was fixed before any of these runs was ranked.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of the curve."""
+    recipe: str        # configs/nb201/<recipe>.yaml
+    epochs: int
+    seed: int
+    C: int = 8
+    N: int = 1
+
+    @property
+    def name(self) -> str:
+        shape = "" if (self.C, self.N) == (8, 1) else f"-c{self.C}n{self.N}"
+        return f"{self.recipe}{shape}-e{self.epochs}-s{self.seed}"
+
+
+def _points() -> list[Point]:
+    """SPOS seed 0 along the curve first (it decides the protocol), then CaLR + MS seed 0, then the other
+    seeds at 60 and 120 epochs, then one deeper (N = 2) and one wider (C = 16) point."""
+    pts = [Point("spos", e, 0) for e in (15, 30, 60, 120)]
+    pts += [Point("spos_calr_ms", e, 0) for e in (15, 30, 60, 120)]
+    pts += [Point("spos", e, s) for e in (60, 120) for s in (1, 2)]
+    pts += [Point("spos_calr_ms", e, s) for e in (60, 120) for s in (1, 2)]
+    pts += [Point("spos", 60, 0, C=8, N=2), Point("spos", 60, 0, C=16, N=1)]
+    return pts
+
+
+POINTS = _points()
+
+
+def run_point(p: Point, out: Path, args) -> None:
+    """Train + rank (327 subset) + rank (seeded sample) one point; each stage skips what is already done."""
+    run = out / p.name
+    log = out / f"{p.name}.log"
+    if not (run / "bench_rank.json").exists():
+        cmd = [sys.executable, str(REPO / "benchmarks/rank_cifar10.py"), "--config",
+               str(REPO / f"configs/nb201/{p.recipe}.yaml"), "--epochs", str(p.epochs), "--C", str(p.C), "--N",
+               str(p.N), "--seed", str(p.seed), "--eval-images", str(args.eval_images), "--threads",
+               str(args.threads), "--data-root", args.data_root, "--out", str(run)]
+        with open(log, "a") as f:
+            subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT)
+    if args.sample and not (run / f"rank-n{args.sample}.json").exists():
+        from benchmarks.rank_sample import rank_one, shared_data
+        rank_one(run, str(args.sample), None, shared_data() / "nb201" / "nb201_200ep.csv", args.threads)
+
+
+def _ties(csv_path: Path) -> Optional[int]:
+    """Cells of a ranking whose score equals the score of a cell computed by another supernet function (ties
+    the scoring images could not separate). Cells that exact dedup maps to one representative (they differ
+    only on dead edges, so the supernet computes the same function) tie by construction and are not counted."""
+    import csv
+    if not csv_path.exists():
+        return None
+    rep: dict[str, str] = {}
+    scores_csv = csv_path.parent / "scores.csv"
+    if scores_csv.exists():
+        with open(scores_csv) as f:
+            rep = {row["arch"]: row["representative"] or row["arch"] for row in csv.DictReader(f)}
+    groups: dict[str, set] = {}
+    counts: dict[str, int] = {}
+    with open(csv_path) as f:
+        for row in csv.DictReader(f):
+            groups.setdefault(row["score"], set()).add(rep.get(row["arch"], row["arch"]))
+            counts[row["score"]] = counts.get(row["score"], 0) + 1
+    return sum(counts[s] for s, reps in groups.items() if len(reps) > 1)
+
+
+def point_result(run: Path, sample: int) -> Optional[dict]:
+    """What the curve reports for one finished point, read from its run directory."""
+    bench = run / "bench_rank.json"
+    if not bench.exists():
+        return None
+    b = json.loads(bench.read_text())
+    r327 = json.loads((run / "rank-kendall_subset_327.json").read_text())
+    res = {"tau_327": r327["kendall_tau"], "rho_327": r327["spearman_rho"],
+           "ci95_327": r327.get("kendall_tau_ci95"),
+           "p10_327": (r327.get("precision_at") or {}).get("0.1"), "top1_327": r327.get("top1_truth"),
+           "tau_params_327": (r327.get("complexity_tau") or {}).get("scores"),
+           "rank_error_q": [q["mean_error"] for q in r327.get("fairness") or []],
+           "ties_327": _ties(run / "rank-kendall_subset_327.csv"),
+           "train_acc_last": b["final_train_metrics"]["acc"], "train_loss_last": b["final_train_metrics"]["loss"],
+           "train_minutes": b["train_seconds"] / 60, "rank_minutes_327": b["rank_seconds"] / 60,
+           "steps": b["final_train_metrics"]["step"]}
+    rs = run / f"rank-n{sample}.json"
+    if rs.exists():
+        r = json.loads(rs.read_text())
+        res.update({"tau_sample": r["kendall_tau"], "ci95_sample": r.get("kendall_tau_ci95"),
+                    "p10_sample": (r.get("precision_at") or {}).get("0.1"), "top1_sample": r.get("top1_truth"),
+                    "tau_params_sample": (r.get("complexity_tau") or {}).get("scores"),
+                    "ties_sample": _ties(run / f"rank-n{sample}.csv")})
+    return res
+
+
+def _fmt(x, spec: str = ".3f") -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def summary(out: Path, sample: int) -> dict:
+    """Per point and per (recipe, shape, epochs) over seeds; printed as markdown tables, written to
+    OUT/summary.json."""
+    rows = {p.name: point_result(out / p.name, sample) for p in POINTS}
+    print("| point | tau 327 | rho | p@10% | top-1 | tau(scores, params) | rank err q0 / q4 | ties 327 | "
+          f"tau n{sample} | ties n{sample} | train acc % | train min |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        if r is None:
+            continue
+        q = r["rank_error_q"]
+        print(f"| {name} | {_fmt(r['tau_327'])} | {_fmt(r['rho_327'])} | {_fmt(r['p10_327'], '.2f')} | "
+              f"{_fmt(r['top1_327'], '.2f')} | {_fmt(r['tau_params_327'])} | "
+              f"{_fmt(q[0] if q else None, '+.2f')} / {_fmt(q[-1] if q else None, '+.2f')} | {r['ties_327']} | "
+              f"{_fmt(r.get('tau_sample'))} | {r.get('ties_sample', '–')} | {r['train_acc_last']:.1f} | "
+              f"{r['train_minutes']:.0f} |")
+    groups: dict[str, list[dict]] = {}
+    for p in POINTS:
+        if rows[p.name] is not None:
+            key = f"{p.recipe}" + ("" if (p.C, p.N) == (8, 1) else f"-c{p.C}n{p.N}") + f"-e{p.epochs}"
+            groups.setdefault(key, []).append(rows[p.name])
+    agg = {}
+    print("\n| recipe / epochs | seeds | tau 327 mean ± std | tau sample mean ± std | train acc % | train min/run |")
+    print("|---|---|---|---|---|---|")
+    for key, rs in groups.items():
+        t = [r["tau_327"] for r in rs]
+        ts = [r["tau_sample"] for r in rs if r.get("tau_sample") is not None]
+        agg[key] = {"n": len(rs), "tau_327_mean": statistics.mean(t),
+                    "tau_327_std": statistics.stdev(t) if len(t) > 1 else None,
+                    "tau_sample_mean": statistics.mean(ts) if ts else None,
+                    "tau_sample_std": statistics.stdev(ts) if len(ts) > 1 else None,
+                    "train_acc_mean": statistics.mean(r["train_acc_last"] for r in rs),
+                    "train_minutes_mean": statistics.mean(r["train_minutes"] for r in rs)}
+        a = agg[key]
+        print(f"| {key} | {len(rs)} | {_fmt(a['tau_327_mean'])} ± {_fmt(a['tau_327_std'])} | "
+              f"{_fmt(a['tau_sample_mean'])} ± {_fmt(a['tau_sample_std'])} | {a['train_acc_mean']:.1f} | "
+              f"{a['train_minutes_mean']:.0f} |")
+    result = {"points": rows, "groups": agg, "sample": sample}
+    (out / "summary.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="runs/budget")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--eval-images", type=int, default=2500, help="first N `valid` images per score")
+    ap.add_argument("--sample", type=int, default=1000, help="cells of the all-cell sample (0: none)")
+    ap.add_argument("--only", nargs="*", help="run only these point names")
+    ap.add_argument("--data-root", default="/tmp/nshot-cifar")
+    ap.add_argument("--summary", action="store_true", help="only print/write the table of finished points")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.summary:
+        from benchmarks.rank_cifar10 import prepare_cifar
+        prepare_cifar(Path(args.data_root))
+        todo = [p for p in POINTS if not args.only or p.name in args.only]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(lambda p: run_point(p, out, args), todo))
+    summary(out, args.sample)
+
+
+if __name__ == "__main__":
+    main()
