@@ -108,6 +108,7 @@ class TrainConfig:
     channels_last: Optional[bool] = None
     log_every_steps: int = 50
     nonfinite: str = _choice("stop", "stop", "skip")
+    executor: str = _choice("auto", "auto", "eager", "static")
 
 
 @dataclass

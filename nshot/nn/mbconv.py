@@ -14,6 +14,7 @@ from torch import nn
 
 from ..spaces.mobile import LayerSpec, LayerwiseSpace, mbconv_kind
 from .ops import BNConfig
+from .weighted import path_stats, weighted_add
 
 Activation = Callable[[], nn.Module]
 
@@ -130,6 +131,43 @@ class LayerwiseNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor, arch: Optional[str] = None) -> torch.Tensor:
         return self.classifier(self.features(x, arch))
+
+    # -- weighted forward (nshot.nn.weighted): the static training step, several paths per forward ---------------
+    def path_weights(self, arch: str) -> tuple[tuple[float, ...], ...]:
+        """(layers x max choices) one-hot table of ``arch``."""
+        names = self.names_of(arch)
+        width = max(len(c) for c in self.space.choices)
+        return tuple(tuple(1.0 if self.space.choices[d].index(names[d]) == c else 0.0 for c in range(width))
+                     for d in range(len(names)))
+
+    def features_weighted(self, x: torch.Tensor, weights: torch.Tensor,
+                          stats_batch: Optional[int] = None) -> torch.Tensor:
+        """Pooled features of P paths at once: ``weights`` (P, layers, max choices), the batch P equal blocks;
+        layer d's output is the weighted sum of its held choices' outputs."""
+        paths = weights.shape[0]
+        with path_stats(self, x.shape[0], paths, stats_batch):
+            x = self.stem(x)
+            for d, layer in enumerate(self.layers):
+                total = None
+                for name, module in layer.items():
+                    total = weighted_add(total, module(x), weights[:, d, self.space.choices[d].index(name)], paths)
+                x = total
+            return self.head(x).mean(dim=(2, 3))
+
+    def forward_weighted(self, x: torch.Tensor, weights: torch.Tensor,
+                         stats_batch: Optional[int] = None) -> torch.Tensor:
+        """Logits of P paths at once (see :meth:`features_weighted`)."""
+        return self.classifier(self.features_weighted(x, weights, stats_batch))
+
+    def choice_params(self) -> dict[str, tuple[int, int]]:
+        """Parameter name -> (layer, choice index) for the parameters of choice modules; the rest are shared."""
+        out = {}
+        for name, _ in self.named_parameters():
+            parts = name.split(".")
+            if parts[0] == "layers" and len(parts) > 3:
+                d = int(parts[1])
+                out[name] = (d, self.space.choices[d].index(parts[2]))
+        return out
 
     def decision_param_names(self, decision: int) -> set[str]:
         """Names of the parameters of decision ``decision``'s candidate modules (left out by gradient matching)."""

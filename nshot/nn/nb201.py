@@ -13,6 +13,7 @@ from torch import nn
 
 from ..spaces import nb201 as space
 from .ops import STANDALONE_BN, BNConfig, ResNetReduction, make_nb201_op
+from .weighted import path_stats, weighted_add
 
 
 class NB201Cell(nn.Module):
@@ -41,6 +42,23 @@ class NB201Cell(nn.Module):
                 total = out if total is None else total + out
             nodes.append(total)
         return nodes[-1] if nodes[-1] is not None else torch.zeros_like(x)
+
+    def forward_weighted(self, x: torch.Tensor, weights: torch.Tensor, paths: int) -> torch.Tensor:
+        """Every held op of every edge runs; node i = sum over its edges e and ops o of ``weights[:, e, o]`` times
+        the op's output (per path block of the batch; see :mod:`nshot.nn.weighted`)."""
+        nodes: list[torch.Tensor] = [x]
+        for i in range(1, space.NUM_NODES):
+            total = None
+            for e, (tgt, src) in enumerate(space.EDGES):
+                if tgt != i:
+                    continue
+                for name, module in self.edges[e].items():
+                    total = weighted_add(total, module(nodes[src]), weights[:, e, _OP_INDEX[name]], paths)
+            nodes.append(total if total is not None else torch.zeros_like(x))
+        return nodes[-1]
+
+
+_OP_INDEX = {name: i for i, name in enumerate(space.OPS)}
 
 
 class NB201Network(nn.Module):
@@ -101,6 +119,38 @@ class NB201Network(nn.Module):
 
     def forward(self, x: torch.Tensor, arch: Optional[str] = None, prune: bool = True) -> torch.Tensor:
         return self.classifier(self.features(x, arch, prune))
+
+    # -- weighted forward (nshot.nn.weighted): the static training step, several paths per forward ---------------
+    def path_weights(self, arch: str) -> tuple[tuple[float, ...], ...]:
+        """(6 edges x 5 ops) one-hot table of ``arch`` with its dead edges zeroed (they are skipped eagerly)."""
+        ops = self.ops_of(arch)
+        live = space.live_edges(ops)
+        return tuple(tuple(1.0 if (o == op and live[e]) else 0.0 for o in range(len(space.OPS)))
+                     for e, op in enumerate(ops))
+
+    def features_weighted(self, x: torch.Tensor, weights: torch.Tensor,
+                          stats_batch: Optional[int] = None) -> torch.Tensor:
+        """Pooled features of P paths at once: ``weights`` (P, 6, 5), the batch P equal blocks."""
+        paths = weights.shape[0]
+        with path_stats(self, x.shape[0], paths, stats_batch):
+            x = self.stem(x)
+            for cell in self.cells:
+                x = cell.forward_weighted(x, weights, paths) if isinstance(cell, NB201Cell) else cell(x)
+            return self.lastact(x).mean(dim=(2, 3))
+
+    def forward_weighted(self, x: torch.Tensor, weights: torch.Tensor,
+                         stats_batch: Optional[int] = None) -> torch.Tensor:
+        """Logits of P paths at once (see :meth:`features_weighted`)."""
+        return self.classifier(self.features_weighted(x, weights, stats_batch))
+
+    def choice_params(self) -> dict[str, tuple[int, int]]:
+        """Parameter name -> (edge, op index) for the parameters of cell ops; the rest are shared."""
+        out = {}
+        for name, _ in self.named_parameters():
+            parts = name.split(".")
+            if parts[0] == "cells" and len(parts) > 4 and parts[2] == "edges":
+                out[name] = (int(parts[3]), _OP_INDEX[parts[4]])
+        return out
 
 
 def nb201_supernet(C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3,

@@ -1,8 +1,9 @@
 """Building blocks shared by supernets and stand-alone networks."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -121,3 +122,46 @@ def make_nb201_op(name: str, channels: int, bn: BNConfig) -> nn.Module:
     if name == "avg_pool_3x3":
         return BoxAvgPool2d(3)
     raise ValueError(f"no module for NB201 op {name!r}")
+
+
+def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@contextmanager
+def grouped_batch_stats(model: nn.Module, stats_batch: int) -> Iterator[None]:
+    """Inside the block a batch of ``g * stats_batch`` images is normalised by every BN as ``g`` separate
+    batches of ``stats_batch`` (each with its own statistics), so one large forward pass gives what ``g``
+    passes of ``stats_batch`` give. A batch of at most ``stats_batch`` images is normalised as usual.
+
+    Use it with batch statistics (in scoring, inside :func:`nshot.score.bn.batch_stats_mode`; in training, a
+    supernet without running statistics). The ``g`` groups are laid side by side as channels of one
+    ``(stats_batch, g * C, H, W)`` tensor, so each group's statistics are reduced by the same BatchNorm
+    kernel over the same elements as in a separate pass (bit-identical on CPU in the tests).
+    """
+    def grouped(bn: nn.modules.batchnorm._BatchNorm, original):
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            n = x.shape[0]
+            if x.dim() != 4 or n <= stats_batch or bn.running_mean is not None:
+                return original(x)
+            if n % stats_batch:
+                raise ValueError(f"grouped BN got a batch of {n}, not a multiple of {stats_batch}")
+            g, (c, h, w) = n // stats_batch, x.shape[1:]
+            z = x.reshape(g, stats_batch, c, h, w).transpose(0, 1).reshape(stats_batch, g * c, h, w)
+            weight = None if bn.weight is None else bn.weight.repeat(g)
+            bias = None if bn.bias is None else bn.bias.repeat(g)
+            out = F.batch_norm(z, None, None, weight, bias, True, 0.0, bn.eps)
+            return out.reshape(stats_batch, g, c, h, w).transpose(0, 1).reshape(n, c, h, w)
+        return forward
+
+    patched = []
+    for bn in batchnorms(model):
+        if "forward" in bn.__dict__:
+            raise RuntimeError("grouped_batch_stats: a BN forward is already patched (nested use?)")
+        bn.forward = grouped(bn, bn.forward)
+        patched.append(bn)
+    try:
+        yield
+    finally:
+        for bn in patched:
+            del bn.forward

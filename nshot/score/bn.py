@@ -5,12 +5,9 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-
-def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+from ..nn.ops import batchnorms, grouped_batch_stats  # noqa: F401  (grouped statistics: re-exported)
 
 
 @contextmanager
@@ -67,41 +64,3 @@ def recalibrate(model: nn.Module, batches: list[torch.Tensor], arch) -> None:
     for x in batches:
         model(x, arch)
     model.train(was_training)
-
-
-@contextmanager
-def grouped_batch_stats(model: nn.Module, stats_batch: int) -> Iterator[None]:
-    """Inside the block a batch of ``g * stats_batch`` images is normalised by every BN as ``g`` separate
-    batches of ``stats_batch`` (each with its own statistics), so one large forward pass gives what ``g``
-    passes of ``stats_batch`` give. A batch of at most ``stats_batch`` images is normalised as usual.
-
-    Use it inside :func:`batch_stats_mode`. The ``g`` groups are laid side by side as channels of one
-    ``(stats_batch, g * C, H, W)`` tensor, so each group's statistics are reduced by the same BatchNorm
-    kernel over the same elements as in a separate pass (bit-identical on CPU in the tests).
-    """
-    def grouped(bn: nn.modules.batchnorm._BatchNorm, original):
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            n = x.shape[0]
-            if x.dim() != 4 or n <= stats_batch or bn.running_mean is not None:
-                return original(x)
-            if n % stats_batch:
-                raise ValueError(f"grouped BN got a batch of {n}, not a multiple of {stats_batch}")
-            g, (c, h, w) = n // stats_batch, x.shape[1:]
-            z = x.reshape(g, stats_batch, c, h, w).transpose(0, 1).reshape(stats_batch, g * c, h, w)
-            weight = None if bn.weight is None else bn.weight.repeat(g)
-            bias = None if bn.bias is None else bn.bias.repeat(g)
-            out = F.batch_norm(z, None, None, weight, bias, True, 0.0, bn.eps)
-            return out.reshape(stats_batch, g, c, h, w).transpose(0, 1).reshape(n, c, h, w)
-        return forward
-
-    patched = []
-    for bn in batchnorms(model):
-        if "forward" in bn.__dict__:
-            raise RuntimeError("grouped_batch_stats: a BN forward is already patched (nested use?)")
-        bn.forward = grouped(bn, bn.forward)
-        patched.append(bn)
-    try:
-        yield
-    finally:
-        for bn in patched:
-            del bn.forward

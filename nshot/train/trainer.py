@@ -37,13 +37,15 @@ from .progress import Progress
 from .complexity import get_complexity
 from .grouping import build_grouping
 from .sampler import FairSampler, build_sampler
+from .static import StaticStep, StepPlan, resolve_executor, static_unsupported
 
 FORMAT_VERSION = 1
 
 # Keys a resume may change (`nshot train --resume RUN optim.lr=...`): they do not change what the checkpoint
 # holds (shapes, data, random streams, optimizer buffers), only how training goes on from it.
 RESUME_OVERRIDABLE = ("optim.lr", "optim.lr_min", "train.grad_clip", "train.nonfinite",
-                      "train.checkpoint_every_steps", "train.log_every_steps", "run.progress", "threads")
+                      "train.checkpoint_every_steps", "train.log_every_steps", "run.progress", "threads",
+                      "train.executor")
 
 
 class RunDirError(RuntimeError):
@@ -169,6 +171,9 @@ class Trainer:
         self._stop_requested = False
         self._keep_previous = True   # False right after resuming from prev.pt: never rotate a damaged last.pt over it
         self._buffers = list(self.model.buffers())
+        # the executor of a step's plan: eager (only the path's ops run) or static (one fixed graph; CUDA default)
+        self.executor = resolve_executor(cfg.train.executor, self.device, static_unsupported(self))
+        self.static: Optional[StaticStep] = StaticStep(self) if self.executor == "static" else None
 
     # -- construction ------------------------------------------------------------------------------------
     @classmethod
@@ -264,6 +269,8 @@ class Trainer:
                 "path_seen": 0, "cos_sum": 0.0, "cos_n": 0, "q_loss": [0.0] * 5, "q_n": [0] * 5, "skipped": 0}
 
     def state_dict(self) -> dict[str, Any]:
+        if self.static is not None and self.static.stepped:
+            self.static.export_state()   # the static step's momentum buffers, in torch's optimizer format
         return {"format": FORMAT_VERSION, "kind": "supernet", "space": self.cfg.space.name,
                 "config": to_dict(self.cfg), "step": self.step, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "epoch_accumulators": dict(self._acc),
@@ -277,6 +284,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.objective.load_state_dict(state.get("objective") or {})
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.static is not None:
+            self.static.import_state()
         self.step = int(state["step"])
         self._acc = dict(state["epoch_accumulators"])
 
@@ -308,6 +317,21 @@ class Trainer:
         archs = self.sampler.paths(r)
         return archs, (self.grouping(archs[0]) if self.grouping is not None else None)
 
+    def plan(self, t: int) -> StepPlan:
+        """Everything step ``t`` needs from the plug-ins: its paths and momentum group (:meth:`step_plan`), the
+        optimizer lr and each path's loss scale (the LR policy; CaLR over several paths by loss scaling,
+        decision 4). A pure function of ``t``: every executor runs the same plan."""
+        archs, group = self.step_plan(t)
+        T, s0 = self.total_steps, self.schedule_start   # a sub-supernet that starts afresh: its own schedule
+        if len(archs) == 1:
+            lr, scales = self.lr_policy(t - s0, T - s0, archs[0]), [1.0]
+        elif getattr(self.lr_policy, "subnet_aware", False):
+            lr = self.lr_policy.lr0
+            scales = [self.lr_policy(t - s0, T - s0, a) / self.lr_policy.lr0 for a in archs]
+        else:
+            lr, scales = self.lr_policy(t - s0, T - s0, archs[0]), [1.0] * len(archs)
+        return StepPlan(archs, group, lr, scales, lr * sum(scales) / len(scales))
+
     def train_step(self, x_uint8: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
         """One optimizer step at iteration ``self.step``.
 
@@ -318,19 +342,12 @@ class Trainer:
         gradients are dropped and BN buffers restored) and is returned with ``skipped: True``; that check costs
         one host-device sync per step.
         """
-        cfg, t, T = self.cfg, self.step, self.total_steps
-        s0 = self.schedule_start   # a sub-supernet that starts afresh has its own schedule over [s0, T]
+        if self.static is not None:
+            return self.static.step(x_uint8, y)
+        cfg, t = self.cfg, self.step
         skip_bad = cfg.train.nonfinite == "skip"
-        archs, group = self.step_plan(t)
-        if len(archs) == 1:
-            lr, scales = self.lr_policy(t - s0, T - s0, archs[0]), [1.0]
-        elif getattr(self.lr_policy, "subnet_aware", False):
-            # Decision 4: one update for paths of different complexity -> base lr, each loss scaled by its factor.
-            lr = self.lr_policy.lr0
-            scales = [self.lr_policy(t - s0, T - s0, a) / self.lr_policy.lr0 for a in archs]
-        else:
-            lr, scales = self.lr_policy(t - s0, T - s0, archs[0]), [1.0] * len(archs)
-        logged_lr = lr * sum(scales) / len(scales)   # multi-path CaLR: the mean effective rate
+        plan = self.plan(t)
+        archs, group, lr, scales, logged_lr = plan.archs, plan.group, plan.lr, plan.scales, plan.logged_lr
         for pg in self.optimizer.param_groups:
             pg["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
@@ -434,8 +451,9 @@ class Trainer:
         a = self._acc
         a["seen"] += seen
         a["seconds"] += seconds
-        a["skipped"] = a.get("skipped", 0) + sum(o["skipped"] for o in outs)
-        outs = [o for o in outs if not o["skipped"]]
+        flags = [bool(o["skipped"]) for o in outs]   # static step: device flags, read here (a log boundary)
+        a["skipped"] = a.get("skipped", 0) + sum(flags)
+        outs = [o for o, bad in zip(outs, flags) if not bad]
         if not outs:
             return
         losses = torch.stack([o["loss"] for o in outs])
@@ -455,12 +473,24 @@ class Trainer:
             a["lr_sum"] += o["lr"]
             a["path_seen"] += o["batch"] * o["paths"]
             if o["cos"] is not None:
-                a["cos_sum"] += float(o["cos"])
-                a["cos_n"] += 1
+                cos = float(o["cos"])
+                if cos == cos:   # NaN: no parameter had both a gradient and a buffer (the static step's "None")
+                    a["cos_sum"] += cos
+                    a["cos_n"] += 1
             if o["quintiles"]:
                 for q, v in zip(o["quintiles"], o["path_losses"].tolist()):
                     a["q_loss"][q] += v
                     a["q_n"][q] += 1
+
+    def _epoch_indices(self, epoch: int, start: int) -> list[torch.Tensor]:
+        """The index batches of ``epoch`` from batch ``start`` on, moved to the device in one copy (one per
+        step would make the host wait for the device every step on CUDA)."""
+        cfg = self.cfg
+        batches = list(epoch_batches(len(self.train_data), cfg.train.batch_size, cfg.seed, epoch, shuffle=True,
+                                     drop_last=cfg.train.drop_last, start=start))
+        if not batches:
+            return []
+        return list(torch.cat(batches).to(self.device).split([len(b) for b in batches]))
 
     def request_stop(self, *_: Any) -> None:
         """Ask the loop to checkpoint and return at the next step boundary (SIGINT/SIGTERM handler)."""
@@ -469,7 +499,7 @@ class Trainer:
     def fit(self, max_steps: Optional[int] = None, until: Optional[int] = None) -> list[dict[str, Any]]:
         """Train until the configured epochs are done (or ``max_steps`` more steps); returns epoch records."""
         cfg = self.cfg
-        spe, bs = self.steps_per_epoch, cfg.train.batch_size
+        spe = self.steps_per_epoch
         stop_at = self.total_steps if max_steps is None else min(self.total_steps, self.step + max_steps)
         if until is not None:
             stop_at = min(stop_at, until)
@@ -482,15 +512,15 @@ class Trainer:
                 handlers[sig] = signal.signal(sig, self.request_stop)
             except ValueError:  # not in the main thread
                 pass
+        if self.static is not None and not self.static.stepped:
+            self.static.import_state()   # optimizer state set since this executor was built (few-shot inheritance)
         try:
             stopped = False
             while self.step < stop_at and not stopped:
                 epoch, start = divmod(self.step, spe)
                 t_epoch = time.perf_counter()
                 pending, pending_seen = [], 0
-                for idx in epoch_batches(len(self.train_data), bs, cfg.seed, epoch, shuffle=True,
-                                         drop_last=cfg.train.drop_last, start=start):
-                    idx = idx.to(self.device)
+                for idx in self._epoch_indices(epoch, start):
                     pending.append(self.train_step(self.train_data.x[idx], self.train_data.y[idx]))
                     pending_seen += len(idx)
                     boundary = self.step % spe == 0
