@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-group", type=_positive_int,
                    help="evaluation batches per forward pass; BN statistics stay per batch (default: 1 on CPU, "
                         "about 2048 images on CUDA)")
+    r.add_argument("--arch-batch", type=_positive_int,
+                   help="architectures per forward pass (every op runs, weighted per architecture; BN statistics "
+                        "per architecture and batch: the same scores; default 1; batch-BN classifier scoring only)")
 
     s = sub.add_parser("search", help="search a run's supernet (exhaustive, random, evolution)",
                        description="Search the architectures of a run's supernet; fitness = supernet accuracy on the "
@@ -146,7 +149,7 @@ def _cmd_rank(args: argparse.Namespace) -> int:
                       recal_batches=args.recal_batches, eval_images=args.eval_images, device=args.device,
                       progress=args.progress, dedup=args.dedup, precision=args.precision,
                       channels_last=args.channels_last, batch_group=args.batch_group, probe=args.probe,
-                      probe_images=args.probe_images, threads=args.threads)
+                      probe_images=args.probe_images, threads=args.threads, arch_batch=args.arch_batch)
     if "protocol" not in report:   # a torchrun rank other than 0: rank 0 writes the outputs
         print(f"rank {report['rank']}/{report['world']}: evaluated {report['evaluated']} architectures")
         return 0

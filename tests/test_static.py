@@ -8,6 +8,7 @@ from nshot import spaces
 from nshot.config import ConfigError, load_config
 from nshot.data import epoch_batches
 from nshot.nn import build_supernet, nb201_supernet
+from nshot.score import ScoreProtocol, Scorer
 from nshot.train import Trainer
 from tests.conftest import tiny_overrides
 from tests.test_crash import assert_same_tensors
@@ -220,3 +221,21 @@ def test_executor_choice(tmp_path, tiny_data):
     with pytest.raises(ConfigError, match="running statistics"):
         Trainer.create(load_config(None, tiny_overrides("train.executor=static", "model.bn_track_running_stats=true")),
                        tmp_path / "b", data=tiny_data)
+
+
+def test_arch_batched_scoring_gives_the_per_arch_scores(tmp_path, tiny_data):
+    """Several architectures per forward (per-sample path weights, BN statistics per architecture and protocol
+    batch, a short last batch included) score exactly as one architecture per forward."""
+    tr = Trainer.create(load_config(None, tiny_overrides("train.epochs=4")), tmp_path / "r", data=tiny_data)
+    tr.fit()
+    sp = spaces.get("nb201")
+    rng = np.random.default_rng(1)
+    archs = [sp.sample(rng) for _ in range(40)] + ["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
+    evald = tiny_data[1].subset(60)                      # protocol batches of 16: 16, 16, 16, 12
+    p = ScoreProtocol(eval_batch_size=16)
+    one = Scorer(tr.model, evald, p, progress="none", batch_group=2).score_many(archs)
+    many = Scorer(tr.model, evald, p, progress="none", batch_group=2, arch_batch=7).score_many(archs)
+    assert one == many and len(set(one)) > 5
+    with pytest.raises(ValueError, match="arch_batch > 1 needs bn mode 'batch'"):
+        Scorer(tr.model, evald, ScoreProtocol(bn_mode="recal", recal_batches=1, eval_batch_size=16),
+               train_data=tiny_data[0], progress="none", arch_batch=4)

@@ -21,7 +21,8 @@ from .shard import dist_env, process_group
 def make_scorer(run: LoadedRun, bn_mode: str = "batch", recal_batches: int = 0, eval_images: Optional[int] = None,
                 eval_batch_size: Optional[int] = None, progress: str = "auto", dedup: str = "exact",
                 precision: str = "auto", channels_last: Optional[bool] = None, batch_group: Optional[int] = None,
-                rank: int = 0, world: int = 1, probe: Optional[str] = None, probe_images: int = 5000) -> Scorer:
+                rank: int = 0, world: int = 1, probe: Optional[str] = None, probe_images: int = 5000,
+                arch_batch: Optional[int] = None) -> Scorer:
     """A cached scorer for ``run`` (cache: RUN/scores.csv; with ``world > 1`` this rank writes its own part).
     ``probe`` None: ``knn`` for a run trained without labels (Pi-NAS), else the supernet's ``classifier``."""
     if probe is None:
@@ -36,7 +37,7 @@ def make_scorer(run: LoadedRun, bn_mode: str = "batch", recal_batches: int = 0, 
                           probe_images=probe_images if probe != "classifier" else 0)
     return Scorer(run.model, evald, proto, train_data=run.train, cache_path=run.run_dir / "scores.csv",
                   device=run.device, progress=progress, channels_last=channels_last, batch_group=batch_group,
-                  rank=rank, world=world)
+                  arch_batch=arch_batch, rank=rank, world=world)
 
 
 def protocol_record(run: LoadedRun, scorer: Scorer) -> dict:
@@ -89,7 +90,7 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
              eval_images: Optional[int] = None, device: Optional[str] = None, progress: str = "auto",
              run: Optional[LoadedRun] = None, dedup: str = "exact", precision: str = "auto",
              channels_last: Optional[bool] = None, batch_group: Optional[int] = None, probe: Optional[str] = None,
-             probe_images: int = 5000, threads: Optional[int] = None) -> dict:
+             probe_images: int = 5000, threads: Optional[int] = None, arch_batch: Optional[int] = None) -> dict:
     """Score ``subset`` of ``benchmark`` with the run's supernet; write RUN/rank.json and RUN/rank.csv.
     ``device`` and ``threads`` override the run's own.
 
@@ -112,7 +113,7 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
     archs = bench.subset(subset, seed=run.cfg.seed)
     scorer = make_scorer(run, bn_mode, recal_batches, eval_images, progress=progress if rank == 0 else "none",
                          dedup=dedup, precision=precision, channels_last=channels_last, batch_group=batch_group,
-                         rank=rank, world=world, probe=probe, probe_images=probe_images)
+                         rank=rank, world=world, probe=probe, probe_images=probe_images, arch_batch=arch_batch)
     if world > 1:
         with process_group(world):
             scorer.score_shard(archs)

@@ -241,14 +241,16 @@ class Scorer:
     pass (None: 1 on CPU, about ``AUTO_PHYSICAL_BATCH`` images on CUDA); ``sync_every`` architectures per host
     read of the correct counts (None: 1 on CPU, ``AUTO_SYNC_EVERY`` on CUDA); ``channels_last`` memory format
     (None: on; scoring is forward-only, 1.5x faster on CPU, see docs/scoring.md; the weights are converted
-    back afterwards); ``rank``/``world`` for sharded scoring.
+    back afterwards); ``arch_batch`` architectures per forward pass (None: 1; > 1 runs every candidate op with
+    per-architecture path weights, :mod:`nshot.nn.weighted`: the same scores); ``rank``/``world`` for sharded
+    scoring.
     """
 
     def __init__(self, model: torch.nn.Module, eval_data: ImageData, protocol: ScoreProtocol = ScoreProtocol(),
                  train_data: Optional[ImageData] = None, cache_path: Optional[Union[str, Path]] = None,
                  device: Optional[torch.device] = None, progress: str = "auto", *,
                  batch_group: Optional[int] = None, sync_every: Optional[int] = None,
-                 channels_last: Optional[bool] = None,
+                 channels_last: Optional[bool] = None, arch_batch: Optional[int] = None,
                  rank: int = 0, world: int = 1):
         if protocol.bn_mode not in BN_MODES:
             raise ValueError(f"bn mode {protocol.bn_mode!r} is invalid: expected one of {', '.join(BN_MODES)}")
@@ -260,7 +262,7 @@ class Scorer:
             raise ValueError(f"probe {protocol.probe!r} needs labelled training data and probe_images >= 1")
         if protocol.dedup not in DEDUP_MODES:
             raise ValueError(f"dedup mode {protocol.dedup!r} is invalid: expected one of {', '.join(DEDUP_MODES)}")
-        for name, v in (("batch_group", batch_group), ("sync_every", sync_every)):
+        for name, v in (("batch_group", batch_group), ("sync_every", sync_every), ("arch_batch", arch_batch)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")
         if not 0 <= rank < world:
@@ -275,6 +277,14 @@ class Scorer:
         cuda = self.device.type == "cuda"
         self.batch_group = batch_group or (max(1, AUTO_PHYSICAL_BATCH // protocol.eval_batch_size) if cuda else 1)
         self.sync_every = sync_every or (AUTO_SYNC_EVERY if cuda else 1)
+        # several architectures per forward pass (per-sample path weights, BN statistics per architecture and
+        # protocol batch): batch-statistics scoring with the classifier, on a supernet with a weighted forward
+        self.arch_batch = arch_batch or 1
+        if self.arch_batch > 1 and not (protocol.bn_mode == "batch" and protocol.probe == "classifier"
+                                        and hasattr(model, "forward_weighted")):
+            raise ValueError("arch_batch > 1 needs bn mode 'batch', the classifier probe and a supernet with a "
+                             "weighted forward (NB201, macro, proxyless; not a few-shot run)")
+        self.sync_every = max(self.sync_every, self.arch_batch)
         self.channels_last = True if channels_last is None else bool(channels_last)
         self.rank, self.world = rank, world
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -344,7 +354,7 @@ class Scorer:
                 stack.enter_context(running_stats_mode(self.model))
             else:
                 stack.enter_context(batch_stats_mode(self.model))   # even a supernet that tracks running stats
-                if self.batch_group > 1:
+                if self.batch_group > 1 and self.arch_batch == 1:   # (a weighted forward groups its own)
                     stack.enter_context(grouped_batch_stats(self.model, self.protocol.eval_batch_size))
             if self.channels_last:
                 self.model.to(memory_format=torch.channels_last)
@@ -383,8 +393,29 @@ class Scorer:
         """Score of one architecture (one host sync)."""
         return self._accuracy(int(self._count_correct(arch)))
 
+    @torch.no_grad()
+    def _count_correct_weighted(self, archs: Sequence[str]) -> torch.Tensor:
+        """Correct predictions of each of ``archs`` (A,) from forward passes that hold all of them: the images
+        repeated per architecture, each block run with its path weights, BN statistics per architecture and
+        protocol batch, so every count is the one :meth:`_count_correct` gives."""
+        self.forward_passes += len(archs)
+        a = len(archs)
+        w = torch.tensor([self.model.path_weights(x) for x in archs], dtype=torch.float32, device=self.device)
+        correct = torch.zeros(a, dtype=torch.long, device=self.device)
+        with self._autocast():
+            for x, y in self._batches:
+                n = len(y)
+                logits = self.model.forward_weighted(torch.cat([x] * a), w,
+                                                     stats_batch=min(self.protocol.eval_batch_size, n))
+                correct += (logits.argmax(1).view(a, n) == y).sum(1)
+        return correct
+
     def _evaluate_many(self, archs: Sequence[str]) -> list[float]:
         """Scores of several architectures with one host sync."""
+        if self.arch_batch > 1:
+            counts = torch.cat([self._count_correct_weighted(archs[i:i + self.arch_batch])
+                                for i in range(0, len(archs), self.arch_batch)]).tolist()
+            return [self._accuracy(c) for c in counts]
         if len(archs) == 1:
             return [self._evaluate(archs[0])]
         counts = torch.stack([self._count_correct(a) for a in archs]).tolist()
