@@ -63,13 +63,15 @@ def _parser() -> argparse.ArgumentParser:
                                    "held-out split (cached in RUN/scores.csv). Writes RUN/search.json.")
     s.add_argument("run_dir")
     s.add_argument("--strategy", default="evolution", choices=["exhaustive", "random", "evolution"])
-    s.add_argument("--budget", type=int, help="distinct architectures to evaluate (random: required)")
-    s.add_argument("--population", type=int, default=50)
-    s.add_argument("--generations", type=int, default=20)
-    s.add_argument("--parents", type=int, default=10, help="top-k kept as parents (default 10)")
-    s.add_argument("--mutants", type=int, default=25)
-    s.add_argument("--crossovers", type=int, default=25)
-    s.add_argument("--mutation-prob", type=float, default=0.1)
+    s.add_argument("--budget", type=_positive_int, help="distinct architectures to evaluate (random: required)")
+    s.add_argument("--population", type=_positive_int, default=50, help="architectures per generation (default 50)")
+    s.add_argument("--generations", type=_positive_int, default=20, help="generations, the first included (default 20)")
+    s.add_argument("--parents", type=_positive_int,
+                   help="top-k kept as parents (default population/5, at least 2: 10 at population 50)")
+    s.add_argument("--mutants", type=_non_negative_int, help="mutated children per generation (default population/2)")
+    s.add_argument("--crossovers", type=_non_negative_int,
+                   help="crossover children per generation (default population/2; random architectures fill the rest)")
+    s.add_argument("--mutation-prob", type=_probability, default=0.1, help="per-decision mutation probability (default 0.1)")
     s.add_argument("--max-params", type=int, help="constraint: at most this many parameters (stand-alone network)")
     s.add_argument("--max-flops", type=int, help="constraint: at most this many FLOPs (multiply-adds)")
     s.add_argument("--top-k", type=int, default=10)
@@ -118,7 +120,41 @@ def _positive_int(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is invalid: expected an integer >= 1")
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def evolution_defaults(population: int, parents: Optional[int] = None, mutants: Optional[int] = None,
+                       crossovers: Optional[int] = None) -> dict[str, int]:
+    """SPOS's proportions at any population (50 -> 10 parents, 25 mutants, 25 crossovers); given values are kept,
+    and mutants + crossovers more than the population is refused in the CLI's words."""
+    parents = parents if parents is not None else min(population, max(2, population // 5))
+    mutants = mutants if mutants is not None else population // 2
+    crossovers = crossovers if crossovers is not None else population // 2
+    if mutants + crossovers > population:
+        raise ValueError(f"--mutants {mutants} + --crossovers {crossovers} must be at most --population {population}")
+    if parents > population:
+        raise ValueError(f"--parents {parents} must be at most --population {population}")
+    return {"parents": parents, "mutants": mutants, "crossovers": crossovers}
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value
 
 
@@ -163,8 +199,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         constraint = Constraint(max_params=args.max_params, max_flops=args.max_flops)
     extra = {}
     if args.strategy == "evolution":
-        extra = dict(population=args.population, generations=args.generations, parents=args.parents,
-                     mutants=args.mutants, crossovers=args.crossovers, mutation_prob=args.mutation_prob)
+        extra = dict(population=args.population, generations=args.generations, mutation_prob=args.mutation_prob,
+                     **evolution_defaults(args.population, args.parents, args.mutants, args.crossovers))
     out = search_run(args.run_dir, args.strategy, budget=args.budget, constraint=constraint, top_k=args.top_k,
                      seed=args.seed, bn_mode=args.bn, recal_batches=args.recal_batches,
                      eval_images=args.eval_images, benchmark=args.benchmark, metric=args.metric, table=args.table,
@@ -211,10 +247,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .config import ConfigError, load_config
-    from .train.trainer import Trainer
+    from .errors import INTERRUPTED
+
+    cfg = None
+    if args.resume:
+        overrides = ([args.config] if args.config else []) + list(args.overrides)
+        if not (Path(args.resume) / "config.yaml").is_file():
+            from .errors import RunDirError
+            raise RunDirError(f"{args.resume} is not a run directory (no config.yaml)")
+    else:   # validate the config before torch is imported: a typo fails in a fraction of a second
+        if not args.config:
+            raise ConfigError("nshot train needs a CONFIG file (or --resume RUN_DIR); see nshot train --help")
+        if "=" in args.config:
+            raise ConfigError(f"the first argument must be a config file, got override {args.config!r}")
+        cfg = load_config(args.config, args.overrides)
 
     from .train.distributed import from_env
     from .train.fewshot import FewShotRun
+    from .train.trainer import Trainer
 
     info = from_env()   # under torchrun every rank runs this; rank 0 alone talks and writes
     say = print if info.is_main else (lambda *a, **k: None)
@@ -227,21 +277,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run = FewShotRun.resume(args.resume)
         print(f"resuming few-shot run {args.resume}")
         run.fit()
-        print(("finished: " if run.done else "paused: ") + str(run.run_dir))
-        return 0
+        return _finish_fewshot(run)
     if args.resume:
-        overrides = ([args.config] if args.config else []) + list(args.overrides)
         if any("=" not in o for o in overrides):
             raise ConfigError("--resume takes no config file: the run's own config is used (overrides of "
                               "optim.lr and a few other keys are allowed, see --help)")
         trainer = Trainer.resume(args.resume, overrides=overrides)
         say(f"resuming {args.resume} at step {trainer.step}/{trainer.total_steps}")
     else:
-        if not args.config:
-            raise ConfigError("nshot train needs a CONFIG file (or --resume RUN_DIR); see nshot train --help")
-        if "=" in args.config:
-            raise ConfigError(f"the first argument must be a config file, got override {args.config!r}")
-        cfg = load_config(args.config, args.overrides)
         if info.enabled and not (args.run_dir or cfg.run.dir):
             raise ConfigError("under torchrun give the run directory (--run-dir or run.dir): every rank must use "
                               "the same one")
@@ -255,13 +298,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
             run = FewShotRun.create(cfg, run_dir)
             print(f"training a {cfg.fewshot.method} few-shot {cfg.space.name} supernet in {run_dir}")
             run.fit()
-            print(("finished: " if run.done else "paused: ") + str(run.run_dir))
-            return 0
+            return _finish_fewshot(run)
         trainer = Trainer.create(cfg, run_dir)
         say(f"training {cfg.space.name} supernet ({trainer.total_steps} steps) on {trainer.device} in {run_dir}")
     trainer.fit(max_steps=args.max_steps)
     say(("finished: " if trainer.done else "paused: ") + f"{trainer.run_dir} at step {trainer.step}/{trainer.total_steps}")
+    if not trainer.done and trainer.interrupted:
+        return INTERRUPTED   # stopped by Ctrl-C / SIGTERM: resumable, and a script can tell it from a finished run
     return 0
+
+
+def _finish_fewshot(run) -> int:
+    """Print how a few-shot run ended; 130 when a signal paused it (it has no --max-steps)."""
+    from .errors import INTERRUPTED
+    print(("finished: " if run.done else "paused: ") + str(run.run_dir))
+    return 0 if run.done else INTERRUPTED
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:
@@ -271,17 +322,23 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+OVERRIDE_COMMANDS = ("train", "train-arch")   # commands that take key.sub=value overrides anywhere
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of the ``nshot`` console script."""
+    """Entry point of the ``nshot`` console script. Exit status: 0 finished, 130 interrupted (resumable),
+    2 usage error, 1 failure while running (see :mod:`nshot.errors`)."""
+    from .errors import INTERRUPTED, exit_code
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:   # key=value overrides may follow options (`train CFG --run-dir D seed=1`)
+        stray = [e for e in extra if e.startswith("-") or "=" not in e]
+        if stray or args.command not in OVERRIDE_COMMANDS:
+            parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+        args.overrides = list(args.overrides) + extra
     if args.command is None:
         parser.print_help()
         return 2
-    from .config import ConfigError
-    from .data import DataError
-    from .train.checkpoint import CheckpointError
-    from .train.trainer import RunDirError
     try:
         commands = {"train": _cmd_train, "quickstart": _cmd_quickstart, "rank": _cmd_rank, "search": _cmd_search,
                     "train-arch": _cmd_train_arch, "report": _cmd_report}
@@ -289,13 +346,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted (training checkpoints at the next step on Ctrl-C; `--resume` continues; scoring "
               "resumes from scores.csv)", file=sys.stderr)
-        return 130
-    except (ConfigError, DataError, RunDirError, CheckpointError, OSError, FloatingPointError,
-            ValueError) as exc:
-        if os.environ.get("NSHOT_DEBUG"):
+        return INTERRUPTED
+    except Exception as exc:   # noqa: BLE001 - classified below; anything unexpected keeps its traceback
+        code = exit_code(exc)
+        if code is None or os.environ.get("NSHOT_DEBUG"):
             raise
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return code
 
 
 if __name__ == "__main__":

@@ -48,8 +48,7 @@ RESUME_OVERRIDABLE = ("optim.lr", "optim.lr_min", "train.grad_clip", "train.nonf
                       "train.executor")
 
 
-class RunDirError(RuntimeError):
-    """A run directory is missing, incomplete or belongs to another kind of run."""
+from ..errors import RunDirError  # noqa: E402  (re-exported: nshot.train.trainer.RunDirError)
 
 
 def space_shape(cfg: Config, num_classes: int, in_channels: int) -> dict[str, Any]:
@@ -567,3 +566,8 @@ class Trainer:
     @property
     def done(self) -> bool:
         return self.step >= self.total_steps
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether a signal (Ctrl-C, SIGTERM, or another rank's) stopped the last :meth:`fit` early."""
+        return bool(self._stop_requested)
