@@ -43,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--benchmark", help="ground-truth table: nb201 or macro (default: the run's space's own)")
     r.add_argument("--table", help="path of the benchmark table (nb201: the CSV, default $NSHOT_NB201_CSV; macro: "
                                    "nas-bench-macro_cifar10.json, default $NSHOT_MACRO_JSON)")
-    r.add_argument("--metric", help="benchmark metric (default: the benchmark's: nb201 cifar10/test, macro mean_acc)")
+    r.add_argument("--metric", help="benchmark metric (default: the ground truth of the run's dataset: nb201 "
+                                    "cifar10/test, cifar100/test or imagenet16/test; macro mean_acc; a run on other "
+                                    "data is refused unless a metric is named)")
     r.add_argument("--subset", default="all", help="all | kendall327 | FILE (one arch per line) | N (seeded sample)")
     _score_args(r)
     r.add_argument("--dedup", default="exact", choices=["exact", "iso", "none"],
@@ -78,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, help="search seed (default: the run's seed)")
     s.add_argument("--benchmark", help="also report ground truth of the best architectures (nb201, macro)")
     s.add_argument("--table", help="path of the benchmark table")
-    s.add_argument("--metric", help="benchmark metric (default: the benchmark's: nb201 cifar10/test, macro mean_acc)")
+    s.add_argument("--metric", help="benchmark metric (default: the ground truth of the run's dataset, as nshot rank)")
     _score_args(s)
 
     a = sub.add_parser("train-arch", help="train one architecture from scratch (NB201 protocol by default)",
@@ -93,8 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--batch-size", type=_positive_int, default=256)
     a.add_argument("--lr", type=float, default=0.1)
     a.add_argument("--weight-decay", type=float, default=5e-4)
-    a.add_argument("--C", type=_positive_int, default=16)
-    a.add_argument("--N", type=_positive_int, default=5)
+    a.add_argument("--C", type=_positive_int, default=16,
+                   help="NB201: channels of the first stage (default 16, the benchmark network); other spaces train "
+                        "the run's own model (model.widths etc.)")
+    a.add_argument("--N", type=_positive_int, default=5, help="NB201: cells per stage (default 5)")
 
     rep = sub.add_parser("report", help="write RUN/report.html (plots and tables of a run)",
                          description="One self-contained HTML page: training curves, lr used, score vs ground "

@@ -239,7 +239,7 @@ def test_damaged_checkpoints_are_refused_and_left_as_they_are(damage, run, table
     if prev.exists():
         assert str(prev) in err
     assert snapshot(run) == before                       # nothing written, nothing removed
-    assert main(["rank", str(run), "--table", str(table), "--subset", "3"]) == 1  # scoring refuses it too, naming the file
+    assert main(["rank", str(run), "--table", str(table), "--metric", "cifar10/test", "--subset", "3"]) == 1  # scoring refuses it too, naming the file
     assert str(last) in capsys.readouterr().err
     assert snapshot(run) == before
 
@@ -276,7 +276,7 @@ def test_checkpoints_of_another_space_or_format_are_refused(edit, message, run, 
     assert main(["train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and str(run) in err
-    assert main(["rank", str(run), "--table", str(table), "--subset", "3"]) == 2
+    assert main(["rank", str(run), "--table", str(table), "--metric", "cifar10/test", "--subset", "3"]) == 2
     assert message in capsys.readouterr().err
     assert snapshot(run) == before
 
