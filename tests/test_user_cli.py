@@ -169,3 +169,16 @@ def test_ground_truth_follows_the_run(digits_run, tmp_path):
     nb = benchmarks.NB201Benchmark
     assert [benchmarks.metric_for(nb, d) for d in ("cifar10", "cifar100", "imagenet16-120")] == \
         ["cifar10/test", "cifar100/test", "imagenet16/test"]
+
+
+def test_log_off_a_terminal_is_one_line_kind(tmp_path):
+    import re
+    cfg = digits_config(tmp_path, epochs=2, batch_size=64, log_every_steps=10)
+    out = nshot("train", str(cfg), "--run-dir", str(tmp_path / "run"), "run.progress=log")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    steps = [line for line in lines if line.startswith("train ")]
+    pattern = r"train \d+/30 epoch \d loss \d+\.\d{4} lr \d\.\d{3}e[+-]\d\d \d+\.\d it/s"
+    assert steps and all(re.fullmatch(pattern, line) for line in steps), steps
+    assert [int(line.split()[1].split("/")[0]) for line in steps] == [10, 20, 30]
+    assert len(lines) == len(steps) + 2   # plus the start and "finished" lines; epochs are in metrics.jsonl

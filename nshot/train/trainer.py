@@ -538,17 +538,18 @@ class Trainer:
                         t_epoch = now
                         a = self._acc
                         progress.update(len(pending), {"epoch": epoch + 1,
-                                                       "loss": f"{a['loss'] / max(a['steps'], 1):.3f}",
-                                                       "lr": f"{pending[-1]['lr']:.4g}"})
+                                                       "loss": f"{a['loss'] / max(a['steps'], 1):.4f}",
+                                                       "lr": f"{pending[-1]['lr']:.3e}"})
                         pending, pending_seen = [], 0
                     if boundary:
                         record = self._end_epoch(epoch)
                         if self.dist.is_main:
                             self.metrics.write(record)
                         records.append(record)
-                        progress.write(f"epoch {record['epoch']}/{cfg.train.epochs} loss {record['loss']:.4f} "
-                                       f"acc {record['acc']:.2f} lr {record['lr']:.5f} "
-                                       f"{record['images_per_s']:.0f} img/s")
+                        if progress.mode == "bar":   # off a terminal: the step lines only (metrics.jsonl has epochs)
+                            progress.write(f"epoch {record['epoch']}/{cfg.train.epochs} loss {record['loss']:.4f} "
+                                           f"acc {record['acc']:.2f} lr {record['lr']:.3e} "
+                                           f"{record['images_per_s']:.0f} img/s")
                     if boundary or ckpt_now or stopping:
                         self.save()
                     if stopping:
