@@ -43,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--benchmark", help="ground-truth table: nb201 or macro (default: the run's space's own)")
     r.add_argument("--table", help="path of the benchmark table (nb201: the CSV, default $NSHOT_NB201_CSV; macro: "
                                    "nas-bench-macro_cifar10.json, default $NSHOT_MACRO_JSON)")
-    r.add_argument("--metric", help="benchmark metric (default: the benchmark's: nb201 cifar10/test, macro mean_acc)")
+    r.add_argument("--metric", help="benchmark metric (default: the ground truth of the run's dataset: nb201 "
+                                    "cifar10/test, cifar100/test or imagenet16/test; macro mean_acc; a run on other "
+                                    "data is refused unless a metric is named)")
     r.add_argument("--subset", default="all", help="all | kendall327 | FILE (one arch per line) | N (seeded sample)")
     _score_args(r)
     r.add_argument("--dedup", default="exact", choices=["exact", "iso", "none"],
@@ -66,20 +68,22 @@ def _parser() -> argparse.ArgumentParser:
                                    "held-out split (cached in RUN/scores.csv). Writes RUN/search.json.")
     s.add_argument("run_dir")
     s.add_argument("--strategy", default="evolution", choices=["exhaustive", "random", "evolution"])
-    s.add_argument("--budget", type=int, help="distinct architectures to evaluate (random: required)")
-    s.add_argument("--population", type=int, default=50)
-    s.add_argument("--generations", type=int, default=20)
-    s.add_argument("--parents", type=int, default=10, help="top-k kept as parents (default 10)")
-    s.add_argument("--mutants", type=int, default=25)
-    s.add_argument("--crossovers", type=int, default=25)
-    s.add_argument("--mutation-prob", type=float, default=0.1)
+    s.add_argument("--budget", type=_positive_int, help="distinct architectures to evaluate (random: required)")
+    s.add_argument("--population", type=_positive_int, default=50, help="architectures per generation (default 50)")
+    s.add_argument("--generations", type=_positive_int, default=20, help="generations, the first included (default 20)")
+    s.add_argument("--parents", type=_positive_int,
+                   help="top-k kept as parents (default population/5, at least 2: 10 at population 50)")
+    s.add_argument("--mutants", type=_non_negative_int, help="mutated children per generation (default population/2)")
+    s.add_argument("--crossovers", type=_non_negative_int,
+                   help="crossover children per generation (default population/2; random architectures fill the rest)")
+    s.add_argument("--mutation-prob", type=_probability, default=0.1, help="per-decision mutation probability (default 0.1)")
     s.add_argument("--max-params", type=int, help="constraint: at most this many parameters (stand-alone network)")
     s.add_argument("--max-flops", type=int, help="constraint: at most this many FLOPs (multiply-adds)")
     s.add_argument("--top-k", type=int, default=10)
     s.add_argument("--seed", type=int, help="search seed (default: the run's seed)")
     s.add_argument("--benchmark", help="also report ground truth of the best architectures (nb201, macro)")
     s.add_argument("--table", help="path of the benchmark table")
-    s.add_argument("--metric", help="benchmark metric (default: the benchmark's: nb201 cifar10/test, macro mean_acc)")
+    s.add_argument("--metric", help="benchmark metric (default: the ground truth of the run's dataset, as nshot rank)")
     _score_args(s)
 
     a = sub.add_parser("train-arch", help="train one architecture from scratch (NB201 protocol by default)",
@@ -94,8 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--batch-size", type=_positive_int, default=256)
     a.add_argument("--lr", type=float, default=0.1)
     a.add_argument("--weight-decay", type=float, default=5e-4)
-    a.add_argument("--C", type=_positive_int, default=16)
-    a.add_argument("--N", type=_positive_int, default=5)
+    a.add_argument("--C", type=_positive_int, default=16,
+                   help="NB201: channels of the first stage (default 16, the benchmark network); other spaces train "
+                        "the run's own model (model.widths etc.)")
+    a.add_argument("--N", type=_positive_int, default=5, help="NB201: cells per stage (default 5)")
 
     rep = sub.add_parser("report", help="write RUN/report.html (plots and tables of a run)",
                          description="One self-contained HTML page: training curves, lr used, score vs ground "
@@ -104,13 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="output HTML path (default RUN/report.html)")
 
     q = sub.add_parser("quickstart", help="offline demo: small supernet on digits, ranked against stand-alone training",
-                       description="Offline demo in a few CPU minutes: trains a small NB201 supernet on "
-                                   "scikit-learn's digits, trains a few architectures stand-alone as ground "
-                                   "truth, and prints the Kendall tau between the two rankings.")
+                       description="Offline demo in about 2-3 CPU minutes: trains a small NB201 supernet on "
+                                   "scikit-learn's digits and, meanwhile, architectures from every NB201 quality "
+                                   "band stand-alone as ground truth; prints Kendall tau with its 95 % bootstrap "
+                                   "interval and writes RUN/report.html.")
     q.add_argument("--run-dir", help="where to write (default runs/quickstart-<time>)")
-    q.add_argument("--archs", type=int, default=10, help="architectures trained stand-alone (default 10)")
-    q.add_argument("--epochs", type=int, default=60, help="supernet epochs (default 60)")
-    q.add_argument("--standalone-epochs", type=int, default=30, help="epochs per stand-alone network (default 30)")
+    q.add_argument("--archs", type=_at_least(3), default=10,
+                   help="architectures trained stand-alone, spread over NB201 quality bands (3-40, default 10)")
+    q.add_argument("--epochs", type=_positive_int, default=120, help="supernet epochs (default 120)")
+    q.add_argument("--standalone-epochs", type=_positive_int, default=30,
+                   help="epochs per stand-alone network (default 30)")
     q.add_argument("--seed", type=int, default=0)
     return p
 
@@ -121,7 +130,54 @@ def _positive_int(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is invalid: expected an integer >= 1")
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def evolution_defaults(population: int, parents: Optional[int] = None, mutants: Optional[int] = None,
+                       crossovers: Optional[int] = None) -> dict[str, int]:
+    """SPOS's proportions at any population (50 -> 10 parents, 25 mutants, 25 crossovers); given values are kept,
+    and mutants + crossovers more than the population is refused in the CLI's words."""
+    parents = parents if parents is not None else min(population, max(2, population // 5))
+    mutants = mutants if mutants is not None else population // 2
+    crossovers = crossovers if crossovers is not None else population // 2
+    if mutants + crossovers > population:
+        raise ValueError(f"--mutants {mutants} + --crossovers {crossovers} must be at most --population {population}")
+    if parents > population:
+        raise ValueError(f"--parents {parents} must be at most --population {population}")
+    return {"parents": parents, "mutants": mutants, "crossovers": crossovers}
+
+
+def _at_least(low: int):
+    """An argparse type: an integer >= ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    return parse
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value
 
 
@@ -166,8 +222,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         constraint = Constraint(max_params=args.max_params, max_flops=args.max_flops)
     extra = {}
     if args.strategy == "evolution":
-        extra = dict(population=args.population, generations=args.generations, parents=args.parents,
-                     mutants=args.mutants, crossovers=args.crossovers, mutation_prob=args.mutation_prob)
+        extra = dict(population=args.population, generations=args.generations, mutation_prob=args.mutation_prob,
+                     **evolution_defaults(args.population, args.parents, args.mutants, args.crossovers))
     out = search_run(args.run_dir, args.strategy, budget=args.budget, constraint=constraint, top_k=args.top_k,
                      seed=args.seed, bn_mode=args.bn, recal_batches=args.recal_batches,
                      eval_images=args.eval_images, benchmark=args.benchmark, metric=args.metric, table=args.table,
@@ -214,10 +270,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .config import ConfigError, load_config
-    from .train.trainer import Trainer
+    from .errors import INTERRUPTED
+
+    cfg = None
+    if args.resume:
+        overrides = ([args.config] if args.config else []) + list(args.overrides)
+        if not (Path(args.resume) / "config.yaml").is_file():
+            from .errors import RunDirError
+            raise RunDirError(f"{args.resume} is not a run directory (no config.yaml)")
+    else:   # validate the config before torch is imported: a typo fails in a fraction of a second
+        if not args.config:
+            raise ConfigError("nshot train needs a CONFIG file (or --resume RUN_DIR); see nshot train --help")
+        if "=" in args.config:
+            raise ConfigError(f"the first argument must be a config file, got override {args.config!r}")
+        cfg = load_config(args.config, args.overrides)
 
     from .train.distributed import from_env
     from .train.fewshot import FewShotRun
+    from .train.trainer import Trainer
 
     info = from_env()   # under torchrun every rank runs this; rank 0 alone talks and writes
     say = print if info.is_main else (lambda *a, **k: None)
@@ -230,21 +300,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run = FewShotRun.resume(args.resume)
         print(f"resuming few-shot run {args.resume}")
         run.fit()
-        print(("finished: " if run.done else "paused: ") + str(run.run_dir))
-        return 0
+        return _finish_fewshot(run)
     if args.resume:
-        overrides = ([args.config] if args.config else []) + list(args.overrides)
         if any("=" not in o for o in overrides):
             raise ConfigError("--resume takes no config file: the run's own config is used (overrides of "
                               "optim.lr and a few other keys are allowed, see --help)")
         trainer = Trainer.resume(args.resume, overrides=overrides)
         say(f"resuming {args.resume} at step {trainer.step}/{trainer.total_steps}")
     else:
-        if not args.config:
-            raise ConfigError("nshot train needs a CONFIG file (or --resume RUN_DIR); see nshot train --help")
-        if "=" in args.config:
-            raise ConfigError(f"the first argument must be a config file, got override {args.config!r}")
-        cfg = load_config(args.config, args.overrides)
         if info.enabled and not (args.run_dir or cfg.run.dir):
             raise ConfigError("under torchrun give the run directory (--run-dir or run.dir): every rank must use "
                               "the same one")
@@ -258,33 +321,52 @@ def _cmd_train(args: argparse.Namespace) -> int:
             run = FewShotRun.create(cfg, run_dir)
             print(f"training a {cfg.fewshot.method} few-shot {cfg.space.name} supernet in {run_dir}")
             run.fit()
-            print(("finished: " if run.done else "paused: ") + str(run.run_dir))
-            return 0
+            return _finish_fewshot(run)
         trainer = Trainer.create(cfg, run_dir)
         say(f"training {cfg.space.name} supernet ({trainer.total_steps} steps) on {trainer.device} in {run_dir}")
     trainer.fit(max_steps=args.max_steps)
     say(("finished: " if trainer.done else "paused: ") + f"{trainer.run_dir} at step {trainer.step}/{trainer.total_steps}")
+    if not trainer.done and trainer.interrupted:
+        return INTERRUPTED   # stopped by Ctrl-C / SIGTERM: resumable, and a script can tell it from a finished run
     return 0
+
+
+def _finish_fewshot(run) -> int:
+    """Print how a few-shot run ended; 130 when a signal paused it (it has no --max-steps)."""
+    from .errors import INTERRUPTED
+    print(("finished: " if run.done else "paused: ") + str(run.run_dir))
+    return 0 if run.done else INTERRUPTED
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from .quickstart import run_quickstart
-    run_quickstart(args.run_dir, num_archs=args.archs, supernet_epochs=args.epochs,
-                   standalone_epochs=args.standalone_epochs, seed=args.seed)
+    from .errors import INTERRUPTED
+    try:
+        run_quickstart(args.run_dir, num_archs=args.archs, supernet_epochs=args.epochs,
+                       standalone_epochs=args.standalone_epochs, seed=args.seed)
+    except KeyboardInterrupt:
+        print("interrupted: the quickstart does not resume; run it again", file=sys.stderr)
+        return INTERRUPTED
     return 0
 
 
+OVERRIDE_COMMANDS = ("train", "train-arch")   # commands that take key.sub=value overrides anywhere
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of the ``nshot`` console script."""
+    """Entry point of the ``nshot`` console script. Exit status: 0 finished, 130 interrupted (resumable),
+    2 usage error, 1 failure while running (see :mod:`nshot.errors`)."""
+    from .errors import INTERRUPTED, exit_code
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:   # key=value overrides may follow options (`train CFG --run-dir D seed=1`)
+        stray = [e for e in extra if e.startswith("-") or "=" not in e]
+        if stray or args.command not in OVERRIDE_COMMANDS:
+            parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+        args.overrides = list(args.overrides) + extra
     if args.command is None:
         parser.print_help()
         return 2
-    from .config import ConfigError
-    from .data import DataError
-    from .train.checkpoint import CheckpointError
-    from .train.trainer import RunDirError
     try:
         commands = {"train": _cmd_train, "quickstart": _cmd_quickstart, "rank": _cmd_rank, "search": _cmd_search,
                     "train-arch": _cmd_train_arch, "report": _cmd_report}
@@ -292,13 +374,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted (training checkpoints at the next step on Ctrl-C; `--resume` continues; scoring "
               "resumes from scores.csv)", file=sys.stderr)
-        return 130
-    except (ConfigError, DataError, RunDirError, CheckpointError, OSError, FloatingPointError,
-            ValueError) as exc:
-        if os.environ.get("NSHOT_DEBUG"):
+        return INTERRUPTED
+    except Exception as exc:   # noqa: BLE001 - classified below; anything unexpected keeps its traceback
+        code = exit_code(exc)
+        if code is None or os.environ.get("NSHOT_DEBUG"):
             raise
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return code
 
 
 if __name__ == "__main__":

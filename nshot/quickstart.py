@@ -1,80 +1,243 @@
 """`nshot quickstart`: the whole idea in a few CPU minutes, offline.
 
-Trains a small NB201 supernet on scikit-learn's bundled digits, trains a handful of architectures
-stand-alone on the same split as a small ground truth, and reports how well the supernet ranks them.
+Trains a small NB201 supernet on scikit-learn's bundled digits and, at the same time in a second process,
+trains architectures stand-alone on the same split as a small ground truth; then scores those architectures
+with the supernet's shared weights, reports Kendall's tau with its bootstrap interval, and writes the run's
+``report.html`` (the scatter of supernet score vs stand-alone accuracy, and the tau).
+
+Protocol (issue 18, chosen before any seed was measured): the compared cells are stratified by quality, one
+per 5-point band of NB201's CIFAR-10 accuracy from 45-50 % (clearly weak: pooling and skips only) to 90-95 %,
+so that the comparison has real differences to find; the supernet trains 120 epochs (sampled-path accuracy
+still climbs at 60), each stand-alone network 30 epochs.
 """
 from __future__ import annotations
 
 import json
+import os
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
-from scipy import stats
 
 from . import spaces
-from .config import load_config
-from .score import evaluate_arch
-from .train.standalone import StandaloneConfig, train_standalone
-from .train.trainer import Trainer, load_data
+from .config import Config, load_config
 
 QUICKSTART_OVERRIDES = [
     "data.name=digits", "data.augment=true", "data.crop_padding=1", "data.flip=false",
-    "model.C=8", "model.N=1", "train.epochs=60", "train.batch_size=64", "optim.lr=0.05",
-    "optim.weight_decay=5e-4", "train.log_every_steps=100", "sampler.connected_only=true",
-    "threads=1",  # networks this small run fastest on one thread, and never oversubscribe a busy machine
+    "model.C=8", "model.N=1", "train.epochs=120", "train.batch_size=64", "optim.lr=0.05",
+    "optim.weight_decay=5e-4", "train.log_every_steps=300", "sampler.connected_only=true",
+    "threads=1",  # networks this small run fastest on one thread; the stand-alone ones use the second core
 ]
+STANDALONE = dict(batch_size=64, lr=0.05, crop_padding=1, flip=False)
+MIN_ARCHS = 3
+#: What to run next: the same line as README.md's "The real protocol" (a test checks they agree).
+NEXT_COMMAND = ("nshot train configs/nb201/spos.yaml data.split_file=PATH/cifar10_valid_split.json "
+                "--run-dir runs/spos-s0")
 
+# NB201 cells by band of their 200-epoch CIFAR-10 test accuracy (%), written by benchmarks/quickstart_cells.py
+# from the NB201 table (four connected cells per band, seed 0). Only names and bands: no benchmark numbers.
+QUICKSTART_CELLS: dict[str, tuple[str, ...]] = {
+    "45-50": (
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|skip_connect~0|avg_pool_3x3~1|avg_pool_3x3~2|",
+        "|skip_connect~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|skip_connect~1|avg_pool_3x3~2|",
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|skip_connect~0|skip_connect~1|avg_pool_3x3~2|",
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|avg_pool_3x3~0|skip_connect~1|avg_pool_3x3~2|",),
+    "50-55": (
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|skip_connect~2|",
+        "|skip_connect~0|+|avg_pool_3x3~0|skip_connect~1|+|avg_pool_3x3~0|avg_pool_3x3~1|skip_connect~2|",
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|avg_pool_3x3~1|skip_connect~2|",
+        "|avg_pool_3x3~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|avg_pool_3x3~1|avg_pool_3x3~2|",),
+    "55-60": (
+        "|skip_connect~0|+|avg_pool_3x3~0|skip_connect~1|+|none~0|avg_pool_3x3~1|avg_pool_3x3~2|",
+        "|skip_connect~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|",
+        "|skip_connect~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|none~0|avg_pool_3x3~1|skip_connect~2|",
+        "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|",),
+    "60-65": (
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|none~0|none~1|avg_pool_3x3~2|",
+        "|skip_connect~0|+|skip_connect~0|avg_pool_3x3~1|+|avg_pool_3x3~0|none~1|skip_connect~2|",
+        "|skip_connect~0|+|none~0|avg_pool_3x3~1|+|avg_pool_3x3~0|skip_connect~1|skip_connect~2|",
+        "|avg_pool_3x3~0|+|skip_connect~0|skip_connect~1|+|avg_pool_3x3~0|none~1|skip_connect~2|",),
+    "65-70": (
+        "|none~0|+|avg_pool_3x3~0|nor_conv_3x3~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+        "|avg_pool_3x3~0|+|none~0|none~1|+|none~0|avg_pool_3x3~1|avg_pool_3x3~2|",
+        "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|none~1|avg_pool_3x3~2|",
+        "|none~0|+|avg_pool_3x3~0|skip_connect~1|+|avg_pool_3x3~0|none~1|avg_pool_3x3~2|",),
+    "70-75": (
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|avg_pool_3x3~0|skip_connect~1|none~2|",
+        "|none~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|",
+        "|avg_pool_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|avg_pool_3x3~2|",
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|avg_pool_3x3~0|avg_pool_3x3~1|skip_connect~2|",),
+    "75-80": (
+        "|none~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|none~0|none~1|nor_conv_1x1~2|",
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|avg_pool_3x3~0|none~1|none~2|",
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|",),
+    "80-85": (
+        "|none~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|skip_connect~1|nor_conv_3x3~2|",
+        "|none~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+        "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|nor_conv_1x1~1|none~2|",),
+    "85-90": (
+        "|none~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|nor_conv_3x3~1|avg_pool_3x3~2|",
+        "|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|avg_pool_3x3~1|nor_conv_3x3~2|",
+        "|skip_connect~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+        "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_1x1~1|none~2|",),
+    "90-95": (
+        "|nor_conv_1x1~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_connect~1|none~2|",
+        "|skip_connect~0|+|none~0|nor_conv_3x3~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_1x1~2|",
+        "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",
+        "|avg_pool_3x3~0|+|skip_connect~0|skip_connect~1|+|nor_conv_1x1~0|nor_conv_3x3~1|none~2|",),
+}
 
-def pick_architectures(space, n: int, seed: int) -> list[str]:
-    """``n`` distinct connected cells spread over complexity (a random draw per parameter-count bin)."""
+def pick_architectures(n: int, seed: int) -> list[tuple[str, str]]:
+    """``n`` distinct ``(band, arch)`` pairs spread over the quality bands (every band once before any twice;
+    bands evenly spaced, the weakest and the strongest always included); ``seed`` picks the cell in a band."""
+    bands = list(QUICKSTART_CELLS)
+    pool = sum(len(v) for v in QUICKSTART_CELLS.values())
+    if not MIN_ARCHS <= n <= pool:
+        raise ValueError(f"--archs must be between {MIN_ARCHS} and {pool}, got {n}")
     rs = np.random.default_rng(seed)
-    pool = sorted({a for a in (space.sample(rs) for _ in range(4000)) if space.is_connected(a)},
-                  key=lambda a: (space.num_params(a), a))
-    bins = np.array_split(np.arange(len(pool)), n)
-    return [pool[int(rs.choice(b))] for b in bins]
+    order = {b: list(rs.permutation(len(QUICKSTART_CELLS[b]))) for b in bands}
+    picked: list[tuple[str, str]] = []
+    while len(picked) < n:
+        k = min(n - len(picked), len(bands))
+        for i in np.unique(np.round(np.linspace(0, len(bands) - 1, k)).astype(int)):
+            b = bands[int(i)]
+            if order[b] and len(picked) < n:
+                picked.append((b, QUICKSTART_CELLS[b][int(order[b].pop(0))]))
+    return picked
 
 
-def run_quickstart(run_dir: Optional[str] = None, num_archs: int = 10, supernet_epochs: int = 60,
+_WORKER_DATA: dict[str, Any] = {}
+
+
+def _standalone_job(cfg_dict: dict, arch: str, epochs: int, seed: int) -> float:
+    """Train ``arch`` stand-alone on the quickstart's split (in a worker process); its held-out accuracy (%)."""
+    import torch
+
+    from .config import from_dict
+    from .train.standalone import StandaloneConfig, train_standalone
+    from .train.trainer import load_data
+    torch.set_num_threads(1)
+    cfg = from_dict(Config, cfg_dict)
+    if "data" not in _WORKER_DATA:
+        _WORKER_DATA["data"] = load_data(cfg)
+    train, evald = _WORKER_DATA["data"]
+    sa = StandaloneConfig(epochs=epochs, C=cfg.model.C, N=cfg.model.N, **STANDALONE)
+    return train_standalone(cfg.space.name, arch, train, evald, sa, seed=seed)
+
+
+def _workers() -> int:
+    """Stand-alone worker processes: one beside the supernet where there is a second core, else none."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1 if cores >= 2 else 0
+
+
+def run_quickstart(run_dir: Optional[str] = None, num_archs: int = 10, supernet_epochs: int = 120,
                    standalone_epochs: int = 30, seed: int = 0, progress: str = "auto") -> dict:
-    """Run the demo; returns a summary dict (also written to RUN/quickstart.json)."""
+    """Run the demo; returns a summary dict (also written to RUN/quickstart.json, RUN/rank.json, rank.csv and
+    RUN/report.html)."""
+    from .config import to_dict
+    from .report import build_report
+    from .score import evaluate_arch
+    from .score.ranking import rank_report
+    from .train.trainer import Trainer, load_data
+    from .train.checkpoint import atomic_write_bytes
+
     t0 = time.time()
+    picked = pick_architectures(num_archs, seed)
     run_dir = Path(run_dir or f"runs/quickstart-{time.strftime('%Y%m%d-%H%M%S')}")
     overrides = QUICKSTART_OVERRIDES + [f"train.epochs={supernet_epochs}", f"seed={seed}", "device=cpu",
                                         f"run.progress={progress}"]
     cfg = load_config(None, overrides)
     space = spaces.get(cfg.space.name)
+    archs = [a for _, a in picked]
     train, evald = load_data(cfg)
-    print(f"[1/3] training an NB201 supernet (C={cfg.model.C}, N={cfg.model.N}) on digits "
-          f"({len(train)} train / {len(evald)} held-out images, {supernet_epochs} epochs) in {run_dir}")
     trainer = Trainer.create(cfg, run_dir, data=(train, evald))
-    trainer.fit()
-
-    archs = pick_architectures(space, num_archs, seed)
-    print(f"[2/3] training {len(archs)} architectures stand-alone ({standalone_epochs} epochs each) as ground truth")
-    sa_cfg = StandaloneConfig(epochs=standalone_epochs, batch_size=64, lr=0.05, C=cfg.model.C, N=cfg.model.N,
-                              crop_padding=1, flip=False)
-    truth = []
-    for i, arch in enumerate(archs):
-        acc = train_standalone(cfg.space.name, arch, train, evald, sa_cfg, seed=seed)
-        truth.append(acc)
-        print(f"  {i + 1:2d}/{len(archs)} {acc:6.2f}%  {arch}", flush=True)
+    workers = _workers()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=__import__("multiprocessing").get_context("spawn")) \
+        if workers else None
+    futures: list[Future] = []
+    try:
+        if pool is not None:   # the ground truth trains on the second core while the supernet trains here
+            futures = [pool.submit(_standalone_job, to_dict(cfg), a, standalone_epochs, seed) for a in archs]
+        print(f"[1/3] training an NB201 supernet (C={cfg.model.C}, N={cfg.model.N}) on digits "
+              f"({len(train)} train / {len(evald)} held-out images, {supernet_epochs} epochs) in {run_dir}"
+              + (f"; meanwhile {len(archs)} architectures train stand-alone in a second process" if pool else ""))
+        trainer.fit()
+        if trainer.interrupted:
+            raise KeyboardInterrupt
+        print(f"[2/3] {len(archs)} architectures stand-alone ({standalone_epochs} epochs each) as ground truth, "
+              "spread over NB201 quality bands")
+        truth = []
+        for i, (band, arch) in enumerate(picked):
+            acc = futures[i].result() if pool is not None else _standalone_job(to_dict(cfg), arch,
+                                                                                standalone_epochs, seed)
+            truth.append(acc)
+            print(f"  {i + 1:2d}/{len(archs)} {acc:6.2f}%  (NB201 band {band} %)  {arch}", flush=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     print("[3/3] scoring the same architectures with the supernet's shared weights")
     scores = [evaluate_arch(trainer.model, evald, a, batch_size=512) for a in archs]
-    tau = float(stats.kendalltau(scores, truth).statistic)
-    rho = float(stats.spearmanr(scores, truth).statistic)
-    print(f"\n{'supernet':>9} {'stand-alone':>11}  architecture")
-    for s, g, a in sorted(zip(scores, truth, archs), key=lambda r: -r[0]):
-        print(f"{s:8.2f}% {g:10.2f}%  {a}")
-    summary = {"kendall_tau": tau, "spearman_rho": rho, "archs": archs, "supernet_acc": scores,
-               "standalone_acc": truth, "seconds": time.time() - t0, "run_dir": str(run_dir)}
-    (run_dir / "quickstart.json").write_text(json.dumps(summary, indent=1))
-    print(f"\nKendall tau between supernet and stand-alone accuracy: {tau:.3f} (Spearman {rho:.3f}) "
-          f"over {len(archs)} architectures, {summary['seconds']:.0f} s.")
-    print("This is a DEMO scale (8x8 digits, tiny networks, few epochs); its tau is noisy. The real protocol\n"
-          "(NB201 on CIFAR-10, 250 epochs, tau against the benchmark) is:\n"
-          "  nshot train configs/nb201/spos.yaml data.root=PATH/TO/cifar  data.split_file=PATH/TO/cifar10_valid_split.json\n"
-          "See README.md.")
+    params = [space.num_params(a, C=cfg.model.C, N=cfg.model.N, num_classes=train.num_classes,
+                              in_channels=train.x.shape[1]) for a in archs]
+    report = rank_report(archs, scores, truth, params, bins=min(5, len(archs)))
+    report["protocol"] = {"run_dir": str(run_dir), "space": cfg.space.name, "benchmark": "stand-alone training "
+                          "(quickstart)", "metric": f"digits held-out accuracy after {standalone_epochs} epochs",
+                          "dataset": "digits", "scored_on": "eval half", "n": len(archs),
+                          "subset": "one cell per NB201 quality band", "checkpoint_step": trainer.step,
+                          "total_steps": trainer.total_steps, "seed": seed, "bn_mode": "batch",
+                          "complexity": "params of the run's stand-alone network"}
+    _write_rank(run_dir, report, archs, scores, truth, params, atomic_write_bytes)
+    tau, ci = report["kendall_tau"], report.get("kendall_tau_ci95") or [None, None]
+    summary = {"kendall_tau": tau, "kendall_tau_ci95": ci, "spearman_rho": report["spearman_rho"],
+               "archs": archs, "bands": [b for b, _ in picked], "supernet_acc": scores, "standalone_acc": truth,
+               "seed": seed, "supernet_epochs": supernet_epochs, "standalone_epochs": standalone_epochs,
+               "run_dir": str(run_dir)}
+    path = build_report(run_dir)
+    summary["seconds"] = time.time() - t0
+    atomic_write_bytes(run_dir / "quickstart.json", json.dumps(summary, indent=1).encode())
+    print(format_summary(summary, path))
     return summary
+
+
+def _write_rank(run_dir: Path, report: dict, archs, scores, truth, params, write) -> None:
+    """rank.json / rank.csv in the format of `nshot rank`, so the report shows the quickstart's comparison."""
+    import csv
+    import io
+    s, t = np.asarray(scores, float), np.asarray(truth, float)
+    rs = (-s).argsort(kind="stable").argsort(kind="stable") + 1
+    rt = (-t).argsort(kind="stable").argsort(kind="stable") + 1
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["arch", "score", "truth", "params", "score_rank", "truth_rank"])
+    for i, a in enumerate(archs):
+        w.writerow([a, repr(float(s[i])), repr(float(t[i])), int(params[i]), int(rs[i]), int(rt[i])])
+    write(run_dir / "rank.csv", buf.getvalue().encode())
+    write(run_dir / "rank.json", (json.dumps(report, indent=1) + "\n").encode())
+
+
+def _fmt(x: Optional[float]) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def format_summary(summary: dict, report_path: Path) -> str:
+    """The closing table: each architecture's two accuracies and band, tau with its interval, the next step."""
+    lines = ["", f"{'supernet':>9} {'stand-alone':>11}  {'NB201 band':>10}  architecture"]
+    rows = sorted(zip(summary["supernet_acc"], summary["standalone_acc"], summary["bands"], summary["archs"]),
+                  key=lambda r: -r[0])
+    lines += [f"{s:8.2f}% {g:10.2f}%  {b + ' %':>10}  {a}" for s, g, b, a in rows]
+    lo, hi = summary["kendall_tau_ci95"]
+    lines += ["", f"Kendall tau, supernet vs stand-alone: {_fmt(summary['kendall_tau'])} "
+              f"(95 % bootstrap interval {_fmt(lo)} .. {_fmt(hi)}; Spearman {_fmt(summary['spearman_rho'])}) over "
+              f"{len(summary['archs'])} architectures, {summary['seconds']:.0f} s.",
+              "A DEMO scale (8x8 digits, tiny networks, a small stand-alone ground truth): see docs/results.md "
+              "for its spread over seeds.",
+              f"Report: {report_path}",
+              "Next, the real protocol (NB201 on CIFAR-10, tau against the benchmark; README.md):",
+              f"  {NEXT_COMMAND}"]
+    return "\n".join(lines)

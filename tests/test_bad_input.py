@@ -233,13 +233,13 @@ def test_damaged_checkpoints_are_refused_and_left_as_they_are(damage, run, table
         prev.unlink()
     before = snapshot(run)
     capsys.readouterr()
-    assert main(["train", "--resume", str(run)]) == 2
+    assert main(["train", "--resume", str(run)]) == 1     # a failure, not a usage error
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and str(last) in err
     if prev.exists():
         assert str(prev) in err
     assert snapshot(run) == before                       # nothing written, nothing removed
-    assert main(["rank", str(run), "--table", str(table), "--subset", "3"]) == 2  # scoring refuses it too, naming the file
+    assert main(["rank", str(run), "--table", str(table), "--metric", "cifar10/test", "--subset", "3"]) == 1  # scoring refuses it too, naming the file
     assert str(last) in capsys.readouterr().err
     assert snapshot(run) == before
 
@@ -276,7 +276,7 @@ def test_checkpoints_of_another_space_or_format_are_refused(edit, message, run, 
     assert main(["train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and str(run) in err
-    assert main(["rank", str(run), "--table", str(table), "--subset", "3"]) == 2
+    assert main(["rank", str(run), "--table", str(table), "--metric", "cifar10/test", "--subset", "3"]) == 2
     assert message in capsys.readouterr().err
     assert snapshot(run) == before
 
@@ -320,7 +320,7 @@ def test_disk_full_while_checkpointing_keeps_the_old_checkpoints(run, monkeypatc
     step = load_checkpoint(ck)["step"]
     hits = _enospc_on(monkeypatch, "last.pt.tmp")
     capsys.readouterr()
-    assert main(["train", "--resume", str(run), "--max-steps", "2"]) == 2
+    assert main(["train", "--resume", str(run), "--max-steps", "2"]) == 1
     err = capsys.readouterr().err
     assert hits and err.startswith("error: ") and err.count("\n") == 1
     assert str(ck / "last.pt") in err and "No space left on device" in err and "--resume" in err
@@ -336,7 +336,7 @@ def test_disk_full_while_checkpointing_keeps_the_old_checkpoints(run, monkeypatc
 def test_disk_full_when_a_resume_records_its_environment(run, monkeypatch, capsys):
     before = snapshot(run)
     _enospc_on(monkeypatch, "env.json.tmp")
-    assert main(["train", "--resume", str(run)]) == 2
+    assert main(["train", "--resume", str(run)]) == 1
     err = capsys.readouterr().err
     assert str(run / "env.json") in err and "No space left on device" in err
     assert snapshot(run) == before

@@ -91,12 +91,20 @@ def test_cli_train_pause_and_resume_on_digits(tmp_path, capsys):
 
 
 def test_quickstart_smoke(tmp_path, capsys):
-    from nshot.quickstart import run_quickstart
+    from nshot.quickstart import NEXT_COMMAND, run_quickstart
     s = run_quickstart(str(tmp_path / "qs"), num_archs=3, supernet_epochs=1, standalone_epochs=1, progress="none")
     out = capsys.readouterr().out
-    assert "Kendall tau" in out and "DEMO scale" in out
+    assert "Kendall tau" in out and "95 % bootstrap interval" in out and "DEMO scale" in out
     assert len(s["supernet_acc"]) == len(s["standalone_acc"]) == 3 and -1 <= s["kendall_tau"] <= 1
-    assert (tmp_path / "qs" / "quickstart.json").is_file()
+    assert s["bands"] == ["45-50", "65-70", "90-95"]              # the weakest and the strongest band included
+    for name in ("quickstart.json", "rank.json", "rank.csv", "report.html"):
+        assert (tmp_path / "qs" / name).is_file()
+    html = (tmp_path / "qs" / "report.html").read_text()
+    assert "stand-alone training (quickstart)" in html and "supernet score against benchmark truth" in html
+    assert out.rstrip().endswith(NEXT_COMMAND) and NEXT_COMMAND in (REPO / "README.md").read_text()
+    refused = subprocess.run([sys.executable, "-m", "nshot", "quickstart", "--archs", "2"], capture_output=True,
+                             text=True, timeout=120)
+    assert refused.returncode == 2 and "--archs: must be >= 3, got 2" in refused.stderr
 
 
 def test_every_config_key_is_documented_in_readme():

@@ -296,7 +296,7 @@ def test_sigkill_while_ranking_resumes_from_the_cache(refs, tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     shutil.copytree(ref, a)
     shutil.copytree(ref, b)
-    rank = ["--table", str(table), "--subset", "40", "--progress", "none"]
+    rank = ["--table", str(table), "--metric", "cifar10/test", "--subset", "40", "--progress", "none"]
     assert main(["rank", str(a), *rank]) == 0                               # uninterrupted
     script = tmp_path / "slow_score.py"
     script.write_text(SLOW_SCORE)

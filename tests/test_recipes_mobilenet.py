@@ -148,7 +148,7 @@ def test_rank_a_macro_run_against_the_macro_table_by_default(tmp_path, capsys):
     table = {a: {"test_acc": [60.0 + i % 30] * 3, "mean_acc": 60.0 + i % 30, "std": 0.0, "params": sp.num_params(a),
                  "flops": sp.flops(a)} for i, a in enumerate(archs)}
     (tmp_path / "macro.json").write_text(json.dumps(table))
-    assert main(["rank", str(run), "--table", str(tmp_path / "macro.json"), "--eval-images", "64",
+    assert main(["rank", str(run), "--table", str(tmp_path / "macro.json"), "--metric", "mean_acc", "--eval-images", "64",
                  "--progress", "none"]) == 0
     out = capsys.readouterr().out
     assert "benchmark macro metric mean_acc" in out
@@ -184,8 +184,11 @@ def test_search_evolution_under_a_constraint(tmp_path, capsys, space):
     if space == "proxyless":                                  # no ground-truth table for this space
         capsys.readouterr()
         assert main(["rank", str(run)]) == 2 and "has no ground-truth benchmark" in capsys.readouterr().err
-    # the searched architecture trains stand-alone: macro's benchmark network, proxyless's configured one
+    # the searched architecture trains stand-alone as the run's own network (issue 22: not the benchmark's size)
     assert main(["train-arch", str(run), "--epochs", "1", "--run-dir", str(tmp_path / "arch")]) == 0
     result = json.loads((tmp_path / "arch" / "result.json").read_text())
     assert result["arch"] == out["best"][0]["arch"] and 0 <= result["accuracy"] <= 100
-    assert result["params"] == sp.num_params(result["arch"], num_classes=10, in_channels=1)   # digits: 10 grey
+    shape = spaces.shape_from_config(load_config(run / "config.yaml"))
+    assert result["model"] == shape and "C" not in result["protocol"]
+    assert result["params"] == sp.num_params(result["arch"], **shape, num_classes=10, in_channels=1)  # digits: grey
+    assert out["best"][0]["params"] == result["params"]       # search reports the same size

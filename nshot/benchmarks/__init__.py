@@ -2,7 +2,7 @@
 
 See docs/benchmarks.md.
 """
-from .base import (Benchmark, BenchmarkError, BenchmarkNotFound, TableBenchmark, available, default_for_space, get,
+from .base import (Benchmark, BenchmarkError, BenchmarkNotFound, TableBenchmark, available, default_for_space, get, metric_for,
                    register)
 from .macro import MacroBenchmark
 from .nb201 import NB201Benchmark

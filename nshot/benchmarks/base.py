@@ -42,7 +42,10 @@ class Benchmark(ABC):
     name: str = "abstract"
     space: str = ""
     metrics: tuple[str, ...] = ()
-    default_metric: str = ""   # what ``nshot rank`` / ``nshot search`` compare with when no metric is named
+    default_metric: str = ""   # the table's headline metric (its first dataset's)
+    #: training dataset (``data.name``) -> the metric that is its ground truth; a run on a dataset not listed
+    #: here has none in this table (:meth:`metric_for`)
+    dataset_metrics: Mapping[str, str] = {}
     named_subsets: Mapping[str, tuple[str, int | None]] = {}
 
     # -- required ---------------------------------------------------------------------------------------
@@ -297,6 +300,23 @@ def get(name: str, path: PathLike | None = None) -> Benchmark:
 def available() -> list[str]:
     """Registered benchmark names."""
     return sorted(_REGISTRY)
+
+
+def metric_for(bench: "Benchmark", dataset: str, metric: "str | None" = None) -> str:
+    """The metric a run trained on ``dataset`` is compared with: ``metric`` if given (validated), else the
+    benchmark's ground truth for that dataset. A dataset without one (digits, image folders, ImageNet16 with
+    1000 classes) is refused with the flag to pass if a comparison is meant anyway."""
+    if metric is not None:
+        if metric not in bench.metrics:
+            raise BenchmarkError(f"unknown metric {metric!r} for benchmark {bench.name}; available: "
+                                 f"{', '.join(bench.metrics)}")
+        return metric
+    if dataset in bench.dataset_metrics:
+        return bench.dataset_metrics[dataset]
+    known = ", ".join(f"{d} -> {m}" for d, m in bench.dataset_metrics.items())
+    raise BenchmarkError(f"the run trained on {dataset!r}, which has no ground truth in benchmark {bench.name} "
+                         f"({known}); to compare with one of its metrics anyway, pass it, e.g. "
+                         f"--metric {bench.default_metric}")
 
 
 # The benchmark `nshot rank` uses for a run of each space when no --benchmark is given.

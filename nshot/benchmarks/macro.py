@@ -27,6 +27,7 @@ class MacroBenchmark(TableBenchmark):
     deviation), ``test_acc/0..2`` (each run), ``params`` and ``flops`` (multiply-accumulates) of the network."""
 
     default_metric = "mean_acc"
+    dataset_metrics = {"cifar10": "mean_acc"}
 
     def __init__(self, archs, columns, *, source: str | None = None):
         super().__init__(archs, columns, name="macro", space="macro", source=source)

@@ -64,6 +64,7 @@ class NB201Benchmark(TableBenchmark):
 
     named_subsets = {"kendall327": (ENV_KENDALL327, 327)}
     default_metric = "cifar10/test"
+    dataset_metrics = {"cifar10": "cifar10/test", "cifar100": "cifar100/test", "imagenet16-120": "imagenet16/test"}
 
     def __init__(self, archs, columns, *, source: str | None = None):
         super().__init__(archs, columns, name="nb201", space="nb201", source=source)

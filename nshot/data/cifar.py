@@ -85,7 +85,7 @@ def load_pickled_dict(path: Path, kind: str, fix: str) -> dict:
 
 def read_batch(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """One pickled batch -> (uint8 (N, 3, 32, 32), int64 (N,)). DataError naming the file if it is unusable."""
-    d = load_pickled_dict(path, "CIFAR batch", "delete the folder and load again with download=True, or "
+    d = load_pickled_dict(path, "CIFAR batch", "delete the folder and run again with data.download=true, or "
                                                "re-extract the archive")
     if "data" not in d or label_key not in d:
         raise DataError(f"CIFAR batch {path}: expected keys b'data' and b'{label_key}', got "
@@ -105,10 +105,8 @@ def read_batch(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray
 
 
 def missing_message(spec: CifarSpec, root: Path, missing: list[str]) -> str:
-    return (f"{spec.name} not found: looked in {root / spec.folder} (missing: {', '.join(missing)}). Expected "
-            f"layout: {spec.layout}, i.e. the official archive {spec.archive} extracted into ROOT={root}. "
-            f"Get it with load_dataset(..., download=True) (config: data.download=true), or download {spec.url} "
-            f"yourself and extract it into {root}.")
+    return (f"{spec.name} not found in {root / spec.folder} (missing: {', '.join(missing)}); add data.download=true "
+            f"to fetch it, or extract {spec.archive} into data.root={root}")
 
 
 def missing_files(spec: CifarSpec, root: Path) -> list[str]:

@@ -102,9 +102,9 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
     if benchmark is None:   # the run's space's own table: nb201 -> nb201, macro -> macro
         benchmark = benchmarks.default_for_space(run.cfg.space.name if run is not None else run_space(run_dir))
     bench = benchmarks.get(benchmark, path=table)
-    metric = metric or bench.default_metric   # nb201: cifar10/test, macro: mean_acc
-    if metric not in bench.metrics:
-        raise ValueError(f"unknown metric {metric!r} for benchmark {bench.name}; available: {', '.join(bench.metrics)}")
+    dataset = run.cfg.data.name if run is not None else run_config(run_dir).data.name
+    explicit = metric is not None
+    metric = benchmarks.metric_for(bench, dataset, metric)   # the run's dataset's ground truth by default
     run = run or load_run(run_dir, device, threads=threads)
     if bench.space != run.cfg.space.name:
         raise ValueError(f"benchmark {bench.name} is for space {bench.space!r}, the run trained {run.cfg.space.name!r}")
@@ -132,6 +132,8 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
                           "subset": str(subset), "n": len(archs), "complexity": "params of the stand-alone network",
                           "evaluations_needed": needed, "evaluations_saved_by_dedup": len(set(archs)) - needed}
     tag = ranking_tag(subset, report["protocol"]["bn_mode"], report["protocol"]["probe"])
+    if explicit and metric != bench.dataset_metrics.get(dataset):   # not the run's own ground truth: say which
+        tag += "-" + "".join(ch if ch.isalnum() else "_" for ch in metric)
     _write_json(run.run_dir / "rank.json", report)          # the latest ranking (what the report shows)
     _write_json(run.run_dir / f"rank-{tag}.json", report)   # kept per subset and scoring protocol
     report["protocol"]["files"] = [f"rank-{tag}.json", f"rank-{tag}.csv"]
@@ -149,14 +151,19 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
     return report
 
 
-def run_space(run_dir: Union[str, Path]) -> str:
-    """The search space a run directory trained (read from its config.yaml, without loading the run)."""
+def run_config(run_dir: Union[str, Path]):
+    """A run directory's config (read from its config.yaml, without loading the run)."""
     from ..config import load_config
     from ..train.trainer import RunDirError
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
-    return load_config(path).space.name
+    return load_config(path)
+
+
+def run_space(run_dir: Union[str, Path]) -> str:
+    """The search space a run directory trained (read from its config.yaml, without loading the run)."""
+    return run_config(run_dir).space.name
 
 
 def _use_local_gpu(run: LoadedRun) -> None:

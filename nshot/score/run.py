@@ -39,8 +39,10 @@ def load_run(run_dir: Union[str, Path], device: Optional[str] = None,
     try:
         state = load_checkpoint(run_dir / "checkpoints")
     except CheckpointError as exc:
-        raise RunDirError(f"{run_dir} has no usable checkpoint ({exc}); train it first with "
-                          f"`nshot train CONFIG --run-dir {run_dir}`") from None
+        ck = run_dir / "checkpoints"
+        kind = CheckpointError if (ck / "last.pt").exists() or (ck / "prev.pt").exists() else RunDirError
+        raise kind(f"{run_dir} has no usable checkpoint ({exc}); train it first with "
+                   f"`nshot train CONFIG --run-dir {run_dir}`") from None
     if state.get("format") != FORMAT_VERSION or state.get("kind") != "supernet":
         raise RunDirError(f"{run_dir}: checkpoint format {state.get('format')!r} / kind {state.get('kind')!r} is not "
                           f"a supernet checkpoint of format {FORMAT_VERSION} (written by another nshot version?)")

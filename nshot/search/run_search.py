@@ -32,9 +32,9 @@ def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: O
     if benchmark is not None:
         from .. import benchmarks
         bench = benchmarks.get(benchmark, path=table)
-        metric = metric or bench.default_metric
-        if metric not in bench.metrics:
-            raise ValueError(f"unknown metric {metric!r} for benchmark {bench.name}; available: {', '.join(bench.metrics)}")
+        metric = benchmarks.metric_for(bench, run.cfg.data.name, metric)   # the run's dataset's ground truth
+    from ..train.trainer import space_shape
+    shape = space_shape(run.cfg, run.train.num_classes, run.train.x.shape[1])   # the run's own network
     scorer = make_scorer(run, bn_mode, recal_batches, eval_images, progress="none", probe=probe,
                          probe_images=probe_images)
     fitness = CachedFitness(batch_fn=scorer.score_many, cache=dict(scorer.scores))
@@ -60,8 +60,8 @@ def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: O
     out = result.to_dict()
     best = []
     for arch, score in result.best:
-        row = {"arch": arch, "score": float(score), "truth": None, "params": space.num_params(arch),
-               "flops": space.flops(arch)}
+        row = {"arch": arch, "score": float(score), "truth": None, "params": space.num_params(arch, **shape),
+               "flops": space.flops(arch, **shape)}
         if bench is not None and arch in bench:
             row["truth"] = float(bench.query(arch, metric))
         best.append(row)
@@ -69,7 +69,9 @@ def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: O
     out["protocol"] = {**protocol_record(run, scorer), "strategy": strategy, "budget": budget,
                        "constraint": constraint.to_dict() if constraint is not None else None,
                        "benchmark": bench.name if bench is not None else None,
-                       "metric": metric if bench is not None else None}
+                       "metric": metric if bench is not None else None,
+                       "sizes": "params and FLOPs of the run's own network: " + ", ".join(
+                           f"{k}={v}" for k, v in shape.items())}
     _write_json(run.run_dir / "search.json", out)
     return out
 

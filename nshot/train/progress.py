@@ -27,8 +27,8 @@ class Progress:
                 self.bar.set_postfix(info, refresh=False)
         elif self.mode == "log" and (self.n % self.log_every == 0 or self.n == self.total):
             rate = (self.n - self.n0) / max(time.time() - self.t0, 1e-9)
-            extra = " ".join(f"{k}={v}" for k, v in (info or {}).items())
-            print(f"{self.desc} {self.n}/{self.total} ({rate:.1f} it/s) {extra}".strip(), flush=True)
+            extra = " ".join(f"{k} {v}" for k, v in (info or {}).items())
+            print(f"{self.desc} {self.n}/{self.total} {extra} {rate:.1f} it/s".replace("  ", " "), flush=True)
 
     def write(self, msg: str) -> None:
         """Print a line without breaking the bar."""

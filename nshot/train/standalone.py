@@ -35,14 +35,16 @@ class StandaloneConfig:
 def train_standalone(space: str, arch: str, train: ImageData, evald: ImageData, cfg: StandaloneConfig,
                      seed: int = 0, device: Optional[torch.device] = None,
                      on_epoch: Optional[Callable[[int, float], None]] = None,
-                     options: Optional[dict[str, Any]] = None) -> float:
+                     options: Optional[dict[str, Any]] = None, shape: Optional[dict[str, Any]] = None) -> float:
     """Train ``arch`` from scratch on ``train``; return top-1 accuracy (%) on ``evald``. ``options``: the space's
-    own options (``SearchSpace.options``, e.g. a proxyless network description); ``cfg.C``/``cfg.N`` apply to the
-    spaces that take them (NB201); the other spaces build their default (benchmark) network."""
+    own options (``SearchSpace.options``, e.g. a proxyless network description). ``shape``: the network's shape
+    options (e.g. a macro run's ``widths``); by default ``cfg.C``/``cfg.N`` for the spaces that take them (NB201)
+    and the space's default (benchmark) network for the others."""
     device = device or torch.device("cpu")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(rng.torch_seed(seed, rng.INIT, 1))
-        shape = {k: getattr(cfg, k) for k in ("C", "N") if k in spaces.get(space, **(options or {})).shape_options}
+        if shape is None:
+            shape = {k: getattr(cfg, k) for k in ("C", "N") if k in spaces.get(space, **(options or {})).shape_options}
         net = build_standalone(space, arch, **(options or {}), **shape, num_classes=train.num_classes,
                                in_channels=train.x.shape[1]).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,

@@ -33,6 +33,16 @@ def resolve_arch(arch_or_run: str, space: Union[str, SearchSpace]) -> tuple[str,
     return sp.parse(arch_or_run), None
 
 
+def network_shape(cfg: Config, sa: StandaloneConfig) -> dict:
+    """The shape of the network ``train-arch`` trains: NB201's ``--C``/``--N`` (the benchmark protocol by
+    default), else the run's own model options (``model.widths`` etc. of a macro / proxyless run; unset ones
+    keep the space's default)."""
+    space = spaces.for_config(cfg)
+    if "C" in space.shape_options:
+        return {k: getattr(sa, k) for k in ("C", "N") if k in space.shape_options}
+    return spaces.shape_from_config(cfg)
+
+
 def train_arch(arch: str, cfg: Config, sa: StandaloneConfig, run_dir: Union[str, Path],
                source_run: Optional[Path] = None) -> dict:
     """Train ``arch`` stand-alone on ``cfg``'s data; writes RUN/result.json and RUN/metrics.jsonl."""
@@ -52,13 +62,16 @@ def train_arch(arch: str, cfg: Config, sa: StandaloneConfig, run_dir: Union[str,
         print(f"epoch {epoch + 1}/{sa.epochs} lr {lr:.5f} {time.time() - t0:.0f}s", flush=True)
 
     space = spaces.for_config(cfg)
+    shape = network_shape(cfg, sa)
     acc = train_standalone(cfg.space.name, arch, train, evald, sa, seed=cfg.seed, device=device, on_epoch=on_epoch,
-                           options=space.options)
-    shape = {k: getattr(sa, k) for k in ("C", "N") if k in space.shape_options}   # NB201; others: default network
+                           options=space.options, shape=shape)
+    protocol = {k: v for k, v in sa.__dict__.items() if k not in ("C", "N") or k in shape}
     result = {"arch": arch, "accuracy": acc, "evaluated_on": f"{cfg.data.name} "
               f"{'eval half' if cfg.data.split == 'nb201' else 'test set'} ({len(evald)} images)",
               "params": space.num_params(arch, **shape, num_classes=train.num_classes, in_channels=train.x.shape[1]),
-              "protocol": {**sa.__dict__, "seed": cfg.seed, "dataset": cfg.data.name, "split": cfg.data.split,
+              "flops": space.flops(arch, **shape, num_classes=train.num_classes, in_channels=train.x.shape[1]),
+              "model": shape,
+              "protocol": {**protocol, "seed": cfg.seed, "dataset": cfg.data.name, "split": cfg.data.split,
                            "split_file": cfg.data.split_file},
               "source_run": str(source_run) if source_run else None, "seconds": time.time() - t0,
               "env": environment(device)}

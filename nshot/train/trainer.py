@@ -48,8 +48,7 @@ RESUME_OVERRIDABLE = ("optim.lr", "optim.lr_min", "train.grad_clip", "train.nonf
                       "train.executor")
 
 
-class RunDirError(RuntimeError):
-    """A run directory is missing, incomplete or belongs to another kind of run."""
+from ..errors import RunDirError  # noqa: E402  (re-exported: nshot.train.trainer.RunDirError)
 
 
 def space_shape(cfg: Config, num_classes: int, in_channels: int) -> dict[str, Any]:
@@ -539,17 +538,18 @@ class Trainer:
                         t_epoch = now
                         a = self._acc
                         progress.update(len(pending), {"epoch": epoch + 1,
-                                                       "loss": f"{a['loss'] / max(a['steps'], 1):.3f}",
-                                                       "lr": f"{pending[-1]['lr']:.4g}"})
+                                                       "loss": f"{a['loss'] / max(a['steps'], 1):.4f}",
+                                                       "lr": f"{pending[-1]['lr']:.3e}"})
                         pending, pending_seen = [], 0
                     if boundary:
                         record = self._end_epoch(epoch)
                         if self.dist.is_main:
                             self.metrics.write(record)
                         records.append(record)
-                        progress.write(f"epoch {record['epoch']}/{cfg.train.epochs} loss {record['loss']:.4f} "
-                                       f"acc {record['acc']:.2f} lr {record['lr']:.5f} "
-                                       f"{record['images_per_s']:.0f} img/s")
+                        if progress.mode == "bar":   # off a terminal: the step lines only (metrics.jsonl has epochs)
+                            progress.write(f"epoch {record['epoch']}/{cfg.train.epochs} loss {record['loss']:.4f} "
+                                           f"acc {record['acc']:.2f} lr {record['lr']:.3e} "
+                                           f"{record['images_per_s']:.0f} img/s")
                     if boundary or ckpt_now or stopping:
                         self.save()
                     if stopping:
@@ -567,3 +567,8 @@ class Trainer:
     @property
     def done(self) -> bool:
         return self.step >= self.total_steps
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether a signal (Ctrl-C, SIGTERM, or another rank's) stopped the last :meth:`fit` early."""
+        return bool(self._stop_requested)
