@@ -58,18 +58,28 @@ def _parser() -> argparse.ArgumentParser:
                    help="evaluation batches per forward pass; BN statistics stay per batch (default: 1 on CPU, "
                         "about 2048 images on CUDA)")
 
-    s = sub.add_parser("search", help="search a run's supernet (exhaustive, random, evolution)",
+    s = sub.add_parser("search", help="search a run's supernet (exhaustive, random, evolution, tree)",
                        description="Search the architectures of a run's supernet; fitness = supernet accuracy on the "
                                    "held-out split (cached in RUN/scores.csv). Writes RUN/search.json.")
     s.add_argument("run_dir")
-    s.add_argument("--strategy", default="evolution", choices=["exhaustive", "random", "evolution"])
-    s.add_argument("--budget", type=int, help="distinct architectures to evaluate (random: required)")
+    s.add_argument("--strategy", default="evolution", choices=["exhaustive", "random", "evolution", "tree"],
+                   help="tree: LaNAS-style partition tree (Pi-NAS's search; see docs/methods.md)")
+    s.add_argument("--budget", type=int, help="distinct architectures to evaluate (random, tree: required; tree "
+                                              "counts cached ones too, so a rerun retraces the search)")
     s.add_argument("--population", type=int, default=50)
     s.add_argument("--generations", type=int, default=20)
     s.add_argument("--parents", type=int, default=10, help="top-k kept as parents (default 10)")
     s.add_argument("--mutants", type=int, default=25)
     s.add_argument("--crossovers", type=int, default=25)
     s.add_argument("--mutation-prob", type=float, default=0.1)
+    s.add_argument("--init-samples", type=int, default=50, help="tree: random architectures before the first "
+                                                                "partition (default 50)")
+    s.add_argument("--tree-batch", type=int, default=8, help="tree: leaf selections per tree rebuild (default 8)")
+    s.add_argument("--leaf-size", type=int, default=10, help="tree: a node splits when it holds at least twice "
+                                                             "this many architectures (default 10)")
+    s.add_argument("--max-depth", type=int, default=5, help="tree: depth limit (default 5)")
+    s.add_argument("--ucb-c", type=float, default=0.5, help="tree: UCB exploration weight on standardised "
+                                                            "fitness (0 = greedy, as Pi-NAS; default 0.5)")
     s.add_argument("--max-params", type=int, help="constraint: at most this many parameters (stand-alone network)")
     s.add_argument("--max-flops", type=int, help="constraint: at most this many FLOPs (multiply-adds)")
     s.add_argument("--top-k", type=int, default=10)
@@ -165,6 +175,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.strategy == "evolution":
         extra = dict(population=args.population, generations=args.generations, parents=args.parents,
                      mutants=args.mutants, crossovers=args.crossovers, mutation_prob=args.mutation_prob)
+    elif args.strategy == "tree":
+        extra = dict(init_samples=args.init_samples, batch_size=args.tree_batch, leaf_size=args.leaf_size,
+                     max_depth=args.max_depth, ucb_c=args.ucb_c)
     out = search_run(args.run_dir, args.strategy, budget=args.budget, constraint=constraint, top_k=args.top_k,
                      seed=args.seed, bn_mode=args.bn, recal_batches=args.recal_batches,
                      eval_images=args.eval_images, benchmark=args.benchmark, metric=args.metric, table=args.table,

@@ -46,9 +46,9 @@ def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: O
     bar = None
     if strategy == "exhaustive":
         result = fn(space, fitness, top_k=top_k, **kwargs)
-    elif strategy == "random":
+    elif strategy in ("random", "tree"):
         if budget is None:
-            raise ValueError("random search needs --budget (number of distinct architectures to evaluate)")
+            raise ValueError(f"{strategy} search needs --budget (number of distinct architectures to evaluate)")
         result = fn(space, fitness, budget, rng, top_k=top_k, **kwargs)
     else:
         generations = kwargs.get("generations", 20)
