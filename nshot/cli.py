@@ -137,13 +137,18 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                    help="BN mode: batch statistics (default) or running statistics re-calibrated per architecture")
     p.add_argument("--recal-batches", type=_positive_int, default=10, help="training batches for --bn recal (default 10)")
     p.add_argument("--eval-images", type=_positive_int, help="score on the first N held-out images only")
-    p.add_argument("--probe", choices=["classifier", "knn", "linear"],
+    p.add_argument("--probe", choices=["classifier", "knn", "linear", "shared-linear"],
                    help="what scores a path: the supernet's classifier head, or a labelled probe on its frozen "
-                        "features (knn: weighted 20-NN vote; linear: ridge least squares). Default: knn for a run "
-                        "trained without labels (train.objective=pinas), else classifier")
+                        "features (knn: weighted 20-NN vote; linear: ridge least squares per path; shared-linear: "
+                        "one linear head trained once under uniformly sampled paths, cached in RUN/probes/). "
+                        "Default: knn for a run trained without labels (train.objective=pinas), else classifier")
     p.add_argument("--probe-images", type=_positive_int, default=5000,
                    help="labelled training images in the probe's bank (a seeded sample of the training split; "
-                        "default 5000)")
+                        "default 5000); shared-linear trains its head on them")
+    p.add_argument("--probe-epochs", type=_positive_int, default=10,
+                   help="shared-linear: epochs over the probe images (one random path per batch; default 10)")
+    p.add_argument("--probe-lr", type=float, default=1.0,
+                   help="shared-linear: peak SGD learning rate, cosine to 0 (momentum 0.9; default 1.0)")
     p.add_argument("--device", help="override the run's device (cpu, cuda)")
     p.add_argument("--threads", type=_positive_int, help="override the run's CPU threads")
     p.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"])
@@ -156,7 +161,8 @@ def _cmd_rank(args: argparse.Namespace) -> int:
                       recal_batches=args.recal_batches, eval_images=args.eval_images, device=args.device,
                       progress=args.progress, dedup=args.dedup, precision=args.precision,
                       channels_last=args.channels_last, batch_group=args.batch_group, probe=args.probe,
-                      probe_images=args.probe_images, threads=args.threads)
+                      probe_images=args.probe_images, threads=args.threads, probe_epochs=args.probe_epochs,
+                      probe_lr=args.probe_lr)
     if "protocol" not in report:   # a torchrun rank other than 0: rank 0 writes the outputs
         print(f"rank {report['rank']}/{report['world']}: evaluated {report['evaluated']} architectures")
         return 0
@@ -182,7 +188,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                      seed=args.seed, bn_mode=args.bn, recal_batches=args.recal_batches,
                      eval_images=args.eval_images, benchmark=args.benchmark, metric=args.metric, table=args.table,
                      device=args.device, progress=args.progress, probe=args.probe, probe_images=args.probe_images,
-                     threads=args.threads, **extra)
+                     threads=args.threads, probe_epochs=args.probe_epochs, probe_lr=args.probe_lr, **extra)
     print(format_search(out))
     print(f"wrote {args.run_dir}/search.json")
     return 0

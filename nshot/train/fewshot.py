@@ -245,6 +245,11 @@ class PartitionedSupernet(torch.nn.Module):
     def forward(self, x: torch.Tensor, arch: str) -> torch.Tensor:
         return self.leaves[str(self.tree.route(arch).id)](x, arch)
 
+    @property
+    def feature_dim(self) -> int:
+        """Width of the pooled features (the same in every sub-supernet)."""
+        return int(next(iter(self.leaves.values())).feature_dim)
+
     def features(self, x: torch.Tensor, arch: str) -> torch.Tensor:
         """Pooled features of ``arch`` from its sub-supernet (what a probe reads)."""
         return self.leaves[str(self.tree.route(arch).id)].features(x, arch)
