@@ -352,6 +352,7 @@ def test_sigkill_few_shot_mid_split_and_mid_phase_is_bit_identical(objective, tm
     if objective == "pinas":   # contrastive GM estimate; teacher, queue and head resumed with the weights
         cfg["train"].update(PINAS["train"])
         cfg["pinas"] = dict(PINAS["pinas"])
+        cfg["data"]["train_subset"] = 192   # 3 steps an epoch: a Pi-NAS step costs about 3 supervised ones
     path = tmp_path / "gm.yaml"
     path.write_text(yaml.safe_dump(cfg))
     ref, run = tmp_path / "ref", tmp_path / "run"

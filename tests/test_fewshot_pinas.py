@@ -63,6 +63,17 @@ def test_exhaustive_pinas_pairs_inside_masks_and_children_inherit_the_objective(
     leaf = Trainer.resume(run.node_dir(run.tree.route(arch).id), data=tiny_data, fewshot_node=True).model
     assert s == Scorer(leaf, tiny_data[1], ScoreProtocol(probe="knn", probe_images=64), train_data=tiny_data[0],
                        progress="none").score(arch)
+    # one shared head serves every sub-supernet: a path's score is the head on its leaf's features
+    from nshot.score.bn import batch_stats_mode
+    from nshot.score.rank import make_scorer
+    shared = make_scorer(loaded, probe="shared-linear", probe_images=64, probe_epochs=1, progress="none")
+    got = shared.score(arch)
+    with torch.no_grad(), batch_stats_mode(leaf):
+        leaf.eval()
+        from nshot.data import normalize
+        x = normalize(tiny_data[1].x, tiny_data[1].mean, tiny_data[1].std)
+        pred = shared.head(leaf.features(x, arch)).argmax(1)
+    assert got == pytest.approx(100.0 * float((pred == tiny_data[1].y).double().mean()))
 
 
 def test_gm_estimate_is_the_infonce_gradient_of_the_shared_weights(tmp_path, tiny_data):
