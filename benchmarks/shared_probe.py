@@ -43,6 +43,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--head-epochs", type=int, default=10)
     ap.add_argument("--archs", default="200", help="N (seeded sample of all cells) or kendall327")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--supernets", nargs="+", default=["spos", "pinas"], choices=["spos", "pinas"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data-root", default="/tmp/nshot-cifar")
     ap.add_argument("--table", default=str(REPO.parent / "shared" / "data" / "nb201" / "nb201_200ep.csv"))
@@ -72,7 +73,9 @@ def main(argv=None) -> dict:
     from nshot import spaces
     params = [spaces.get("nb201").num_params(a) for a in archs]
     summary = {"command": " ".join(sys.argv), "archs": len(archs), "settings": vars(args), "rows": []}
-    for name, config in (("spos", "configs/nb201/spos.yaml"), ("pinas", "configs/nb201/pinas.yaml")):
+    configs = {"spos": "configs/nb201/spos.yaml", "pinas": "configs/nb201/pinas.yaml"}
+    for name in args.supernets:
+        config = configs[name]
         run_dir = out / name
         t0 = time.perf_counter()
         train(str(REPO / config), run_dir, common)
