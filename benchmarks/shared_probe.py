@@ -8,6 +8,11 @@ training images (the bank of knn / linear, the head's training set for shared-li
 epochs). Each probe scores into its own fresh cache file, so its wall time is all of its work (one thread);
 the shared head's one-off training is reported apart and included in the cost per 1,000 architectures.
 
+On a shared machine the wall times of the tau phase drift with the load, so ``--cost-only`` measures the
+cost per architecture apart: the probes score the same ``--cost-archs`` cells without a cache, in alternating
+ABBA rounds in one process (``benchmarks/timing.abba``), so a change of load hits every probe alike; it
+reports the median per cell and, for shared-linear, adds one head training per 1,000 cells.
+
     python benchmarks/shared_probe.py --data-root /tmp/nshot-cifar --out runs/bench-shared-probe
 """
 from __future__ import annotations
@@ -48,6 +53,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--data-root", default="/tmp/nshot-cifar")
     ap.add_argument("--table", default=str(REPO.parent / "shared" / "data" / "nb201" / "nb201_200ep.csv"))
     ap.add_argument("--out", default="runs/bench-shared-probe")
+    ap.add_argument("--cost-only", action="store_true", help="only the side-by-side cost per architecture")
+    ap.add_argument("--cost-archs", type=int, default=4, help="cells scored per timed block (default 4)")
+    ap.add_argument("--cost-rounds", type=int, default=4, help="ABBA rounds (default 4)")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
@@ -82,6 +90,10 @@ def main(argv=None) -> dict:
         run = load_run(run_dir, "cpu", threads=args.threads)
         run.eval = run.eval.subset(min(args.eval_images, len(run.eval)))
         probes = ["knn", "linear", "shared-linear"] + (["classifier"] if name == "spos" else [])
+        if args.cost_only:
+            summary.setdefault("cost", {})[name] = cost(run, probes, archs[:args.cost_archs], args)
+            print(json.dumps({name: summary["cost"][name]}), flush=True)
+            continue
         for probe in probes:
             cache = out / name / f"scores-bench-{probe}.csv"
             cache.unlink(missing_ok=True)
@@ -113,7 +125,10 @@ def main(argv=None) -> dict:
             summary["rows"].append(row)
             print(json.dumps(row), flush=True)
         summary.setdefault("train_s", {})[name] = time.perf_counter() - t0
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
+    (out / ("cost.json" if args.cost_only else "summary.json")).write_text(
+        json.dumps(summary, indent=1, default=float) + "\n")
+    if args.cost_only:
+        return summary
     print(f"{'supernet':8} {'probe':14} {'tau':>7} {'95% CI':>17} {'s/1000 archs':>13} {'head s':>7}")
     for r in summary["rows"]:
         f = lambda v: "n/a" if v is None else f"{v:.3f}"   # noqa: E731 (tau of constant scores is undefined)
@@ -121,6 +136,43 @@ def main(argv=None) -> dict:
         print(f"{r['supernet']:8} {r['probe']:14} {f(r['tau']):>7} {f(ci[0]):>8}..{f(ci[1]):>6} "
               f"{r['s_per_1000']:13.1f} {(r['head_training_s'] or 0):7.1f}")
     return summary
+
+
+def cost(run, probes: list[str], archs: list[str], args) -> dict:
+    """Median seconds per cell of each probe (no cache, ABBA rounds), and s per 1,000 cells (shared-linear: plus
+    one head training, timed here too)."""
+    import statistics
+
+    from benchmarks.timing import abba
+    from nshot.score.rank import make_scorer
+    scorers, head_s = {}, None
+    for probe in probes:
+        s = make_scorer(run, probe=probe, probe_images=args.probe_images, probe_epochs=args.head_epochs,
+                        progress="none", channels_last=False)
+        s.cache.path = s.cache.write_path = None
+        scorers[probe] = s
+        if probe == "shared-linear":   # time one head training (the file is already there: train it again)
+            from nshot import spaces
+            from nshot.score.shared_head import SharedHeadSpec, train_shared_head
+            spec = SharedHeadSpec(images=min(args.probe_images, len(run.train)), epochs=args.head_epochs,
+                                  batch_size=run.cfg.train.eval_batch_size, seed=run.cfg.seed, step=run.step)
+            t0 = time.perf_counter()
+            train_shared_head(run.model, spaces.for_config(run.cfg), run.train, spec, run.device)
+            head_s = time.perf_counter() - t0
+
+    def block(s):
+        def f():
+            s.scores, s._measured = {}, {}
+            s.score_many(archs)
+        return f
+    times = abba({p: block(s) for p, s in scorers.items()}, args.cost_rounds, 1)
+    out = {}
+    for p, ms in times.items():
+        per = statistics.median(ms) / 1000 / len(archs)
+        out[p] = {"s_per_arch": per, "s_per_1000": per * 1000 + (head_s if p == "shared-linear" else 0.0),
+                  "blocks_ms": ms}
+    out["shared-linear"]["head_training_s"] = head_s
+    return out
 
 
 if __name__ == "__main__":
