@@ -1,8 +1,8 @@
 """Architecture search over any :class:`nshot.spaces.SearchSpace` (pure Python/numpy, no torch import).
 
 Strategies (``get_strategy(name)``): ``exhaustive_search``, ``random_search``, ``evolution_search``
-(SPOS), ``tree_search`` (LaNAS-style partition tree, Pi-NAS). Fitness is higher-is-better and goes through :class:`CachedFitness` (each architecture evaluated
-once, batched through ``many``); :class:`Constraint` limits parameters/FLOPs; every strategy returns a
+(SPOS), ``tree_search`` (LaNAS-style partition tree, Pi-NAS). Fitness is higher-is-better and goes through
+:class:`CachedFitness` (each architecture evaluated once, batched through ``many``); :class:`Constraint` limits parameters/FLOPs; every strategy returns a
 :class:`SearchResult`.
 """
 from .constraint import Constraint
