@@ -86,3 +86,19 @@ def test_search_cli_takes_the_shared_head(tmp_path, capsys):
     assert len(rows) == 12 and {r[2][-1] for r in rows} == {"shared-linear:64:e2:lr1:b256"}
     assert {r["arch"]: r["score"] for r in out["best"]} == {a: s for a, s, _, _ in rows if a in
                                                             {r["arch"] for r in out["best"]}}
+
+
+def test_rank_takes_the_shared_head_and_keeps_its_ranking_apart(tiny_run, tiny_data, shared_data):
+    from nshot.score.rank import rank_run
+    table = shared_data / "nb201" / "nb201_200ep.csv"
+    run = load_run(tiny_run, "cpu", data=tiny_data)
+    rep = rank_run(tiny_run, "nb201", subset=12, table=str(table), probe="shared-linear", probe_images=64,
+                   probe_epochs=2, progress="none", run=run)
+    p = rep["protocol"]
+    assert p["probe"] == "shared-linear" and p["probe_settings"] == "shared-linear:64:e2:lr1:b256"
+    assert p["files"] == ["rank-n12-shared-linear.json", "rank-n12-shared-linear.csv"]
+    assert (tiny_run / "rank-n12-shared-linear.json").is_file() and p["n"] == 12
+    again = rank_run(tiny_run, "nb201", subset=12, table=str(table), probe="shared-linear", probe_images=64,
+                     probe_epochs=2, progress="none", run=run)
+    assert again["protocol"]["evaluated_now"] == 0 and not again["protocol"]["shared_head"]["trained_now"]
+    assert again["kendall_tau"] == rep["kendall_tau"]
