@@ -63,12 +63,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="architectures per forward pass (every op runs, weighted per architecture; BN statistics "
                         "per architecture and batch: the same scores; default 1; batch-BN classifier scoring only)")
 
-    s = sub.add_parser("search", help="search a run's supernet (exhaustive, random, evolution)",
+    s = sub.add_parser("search", help="search a run's supernet (exhaustive, random, evolution, tree)",
                        description="Search the architectures of a run's supernet; fitness = supernet accuracy on the "
                                    "held-out split (cached in RUN/scores.csv). Writes RUN/search.json.")
     s.add_argument("run_dir")
-    s.add_argument("--strategy", default="evolution", choices=["exhaustive", "random", "evolution"])
-    s.add_argument("--budget", type=_positive_int, help="distinct architectures to evaluate (random: required)")
+    s.add_argument("--strategy", default="evolution", choices=["exhaustive", "random", "evolution", "tree"],
+                   help="tree: LaNAS-style partition tree (Pi-NAS's search; see docs/methods.md)")
+    s.add_argument("--budget", type=_positive_int, help="distinct architectures to evaluate (random, tree: required; tree counts "
+                                                             "cached ones too, so a rerun retraces the search)")
     s.add_argument("--population", type=_positive_int, default=50, help="architectures per generation (default 50)")
     s.add_argument("--generations", type=_positive_int, default=20, help="generations, the first included (default 20)")
     s.add_argument("--parents", type=_positive_int,
@@ -77,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--crossovers", type=_non_negative_int,
                    help="crossover children per generation (default population/2; random architectures fill the rest)")
     s.add_argument("--mutation-prob", type=_probability, default=0.1, help="per-decision mutation probability (default 0.1)")
+    s.add_argument("--init-samples", type=int, default=50, help="tree: random architectures before the first "
+                                                                "partition (default 50)")
+    s.add_argument("--tree-batch", type=int, default=8, help="tree: leaf selections per tree rebuild (default 8)")
+    s.add_argument("--leaf-size", type=int, default=10, help="tree: a node splits when it holds at least twice "
+                                                             "this many architectures (default 10)")
+    s.add_argument("--max-depth", type=int, default=5, help="tree: depth limit (default 5)")
+    s.add_argument("--ucb-c", type=float, default=0.5, help="tree: UCB exploration weight on standardised "
+                                                            "fitness (0 = greedy, as Pi-NAS; default 0.5)")
     s.add_argument("--max-params", type=int, help="constraint: at most this many parameters (stand-alone network)")
     s.add_argument("--max-flops", type=int, help="constraint: at most this many FLOPs (multiply-adds)")
     s.add_argument("--top-k", type=int, default=10)
@@ -186,13 +196,18 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                    help="BN mode: batch statistics (default) or running statistics re-calibrated per architecture")
     p.add_argument("--recal-batches", type=_positive_int, default=10, help="training batches for --bn recal (default 10)")
     p.add_argument("--eval-images", type=_positive_int, help="score on the first N held-out images only")
-    p.add_argument("--probe", choices=["classifier", "knn", "linear"],
+    p.add_argument("--probe", choices=["classifier", "knn", "linear", "shared-linear"],
                    help="what scores a path: the supernet's classifier head, or a labelled probe on its frozen "
-                        "features (knn: weighted 20-NN vote; linear: ridge least squares). Default: knn for a run "
-                        "trained without labels (train.objective=pinas), else classifier")
+                        "features (knn: weighted 20-NN vote; linear: ridge least squares per path; shared-linear: "
+                        "one linear head trained once under uniformly sampled paths, cached in RUN/probes/). "
+                        "Default: knn for a run trained without labels (train.objective=pinas), else classifier")
     p.add_argument("--probe-images", type=_positive_int, default=5000,
                    help="labelled training images in the probe's bank (a seeded sample of the training split; "
-                        "default 5000)")
+                        "default 5000); shared-linear trains its head on them")
+    p.add_argument("--probe-epochs", type=_positive_int, default=10,
+                   help="shared-linear: epochs over the probe images (one random path per batch; default 10)")
+    p.add_argument("--probe-lr", type=float, default=1.0,
+                   help="shared-linear: peak SGD learning rate, cosine to 0 (momentum 0.9; default 1.0)")
     p.add_argument("--device", help="override the run's device (cpu, cuda)")
     p.add_argument("--threads", type=_positive_int, help="override the run's CPU threads")
     p.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"])
@@ -205,7 +220,8 @@ def _cmd_rank(args: argparse.Namespace) -> int:
                       recal_batches=args.recal_batches, eval_images=args.eval_images, device=args.device,
                       progress=args.progress, dedup=args.dedup, precision=args.precision,
                       channels_last=args.channels_last, batch_group=args.batch_group, probe=args.probe,
-                      probe_images=args.probe_images, threads=args.threads, arch_batch=args.arch_batch)
+                      probe_images=args.probe_images, threads=args.threads, probe_epochs=args.probe_epochs,
+                      probe_lr=args.probe_lr, arch_batch=args.arch_batch)
     if "protocol" not in report:   # a torchrun rank other than 0: rank 0 writes the outputs
         print(f"rank {report['rank']}/{report['world']}: evaluated {report['evaluated']} architectures")
         return 0
@@ -224,11 +240,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.strategy == "evolution":
         extra = dict(population=args.population, generations=args.generations, mutation_prob=args.mutation_prob,
                      **evolution_defaults(args.population, args.parents, args.mutants, args.crossovers))
+    elif args.strategy == "tree":
+        extra = dict(init_samples=args.init_samples, batch_size=args.tree_batch, leaf_size=args.leaf_size,
+                     max_depth=args.max_depth, ucb_c=args.ucb_c)
     out = search_run(args.run_dir, args.strategy, budget=args.budget, constraint=constraint, top_k=args.top_k,
                      seed=args.seed, bn_mode=args.bn, recal_batches=args.recal_batches,
                      eval_images=args.eval_images, benchmark=args.benchmark, metric=args.metric, table=args.table,
                      device=args.device, progress=args.progress, probe=args.probe, probe_images=args.probe_images,
-                     threads=args.threads, **extra)
+                     threads=args.threads, probe_epochs=args.probe_epochs, probe_lr=args.probe_lr, **extra)
     print(format_search(out))
     print(f"wrote {args.run_dir}/search.json")
     return 0

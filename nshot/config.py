@@ -256,9 +256,6 @@ class Config:
         if self.train.objective == "pinas" and self.train.sampler != "pair":
             raise ConfigError(f"train.objective = pinas needs train.sampler = pair (two paths that differ at every "
                               f"decision), got {self.train.sampler!r}")
-        if self.train.objective == "pinas" and self.fewshot.method != "none":
-            raise ConfigError("train.objective = pinas is not supported with few-shot splitting "
-                              f"(fewshot.method = {self.fewshot.method!r}); use fewshot.method = none")
         if self.optim.nesterov and self.optim.momentum == 0:
             raise ConfigError("optim.nesterov = true needs optim.momentum > 0")
         self._check_space_options()

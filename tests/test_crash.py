@@ -340,10 +340,19 @@ sys.exit(main(sys.argv[1:]))
 '''
 
 
-def test_sigkill_few_shot_mid_split_and_mid_phase_is_bit_identical(tmp_path, capsys):
+PINAS = {"train": {"sampler": "pair", "objective": "pinas", "grad_clip": None},
+         "pinas": {"queue_size": 64, "hidden_dim": 16, "dim": 8}}
+
+
+@pytest.mark.parametrize("objective", ["supervised", "pinas"])
+def test_sigkill_few_shot_mid_split_and_mid_phase_is_bit_identical(objective, tmp_path, capsys):
     cfg = copy.deepcopy(BASE)
     cfg["train"].update({"epochs": 3})
     cfg["fewshot"] = {"method": "gm", "split_epochs": [1, 2], "gm_batches": 2, "inherit": True}
+    if objective == "pinas":   # contrastive GM estimate; teacher, queue and head resumed with the weights
+        cfg["train"].update(PINAS["train"])
+        cfg["pinas"] = dict(PINAS["pinas"])
+        cfg["data"]["train_subset"] = 192   # 3 steps an epoch: a Pi-NAS step costs about 3 supervised ones
     path = tmp_path / "gm.yaml"
     path.write_text(yaml.safe_dump(cfg))
     ref, run = tmp_path / "ref", tmp_path / "run"
@@ -374,3 +383,4 @@ def test_sigkill_few_shot_mid_split_and_mid_phase_is_bit_identical(tmp_path, cap
         assert a["step"] == b["step"]
         assert_same_tensors(a["model"], b["model"], f"leaf {leaf} model")
         assert_same_tensors(a["optimizer"]["state"], b["optimizer"]["state"], f"leaf {leaf} optimizer")
+        assert_same_tensors(a.get("objective") or {}, b.get("objective") or {}, f"leaf {leaf} objective")

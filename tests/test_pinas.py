@@ -53,11 +53,12 @@ def test_pair_sampler_respects_masks_and_shares_forced_or_single_choices():
         assert da[0] != db[0] and da[2] != db[2] and da[5] != db[5]
 
 
-def test_config_requires_pair_sampler_and_no_fewshot():
+def test_config_requires_pair_sampler_and_composes_with_fewshot():
     with pytest.raises(ConfigError, match="needs train.sampler = pair"):
         load_config(None, ["train.objective=pinas"])
-    with pytest.raises(ConfigError, match="few-shot"):
-        load_config(None, ["train.objective=pinas", "train.sampler=pair", "fewshot.method=exhaustive"])
+    for method in ("exhaustive", "gm"):   # tests/test_fewshot_pinas.py trains both
+        assert load_config(None, ["train.objective=pinas", "train.sampler=pair",
+                                  f"fewshot.method={method}"]).fewshot.method == method
     with pytest.raises(ConfigError, match="pinas.temperature"):
         load_config(None, ["train.objective=pinas", "train.sampler=pair", "pinas.temperature=0"])
 

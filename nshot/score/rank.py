@@ -22,22 +22,34 @@ def make_scorer(run: LoadedRun, bn_mode: str = "batch", recal_batches: int = 0, 
                 eval_batch_size: Optional[int] = None, progress: str = "auto", dedup: str = "exact",
                 precision: str = "auto", channels_last: Optional[bool] = None, batch_group: Optional[int] = None,
                 rank: int = 0, world: int = 1, probe: Optional[str] = None, probe_images: int = 5000,
-                arch_batch: Optional[int] = None) -> Scorer:
+                probe_epochs: int = 10, probe_lr: float = 1.0, arch_batch: Optional[int] = None) -> Scorer:
     """A cached scorer for ``run`` (cache: RUN/scores.csv; with ``world > 1`` this rank writes its own part).
-    ``probe`` None: ``knn`` for a run trained without labels (Pi-NAS), else the supernet's ``classifier``."""
+    ``probe`` None: ``knn`` for a run trained without labels (Pi-NAS), else the supernet's ``classifier``.
+    ``shared-linear`` trains (or reads from RUN/probes/) one head on ``probe_images`` images for
+    ``probe_epochs`` epochs at peak learning rate ``probe_lr`` (:mod:`nshot.score.shared_head`)."""
     if probe is None:
         probe = "knn" if run.cfg.train.objective == "pinas" else "classifier"
     evald = run.eval if eval_images is None else run.eval.subset(min(eval_images, len(run.eval)))
     if bn_mode == "recal" and recal_batches < 1:
         recal_batches = 10
+    head, head_record, tag = None, {}, ""
+    if probe == "shared-linear":
+        from .shared_head import SharedHeadSpec, shared_head
+        spec = SharedHeadSpec(images=min(probe_images, len(run.train)), epochs=probe_epochs, lr=probe_lr,
+                              batch_size=run.cfg.train.eval_batch_size, seed=run.cfg.seed, step=run.step)
+        head, head_record = shared_head(run.run_dir, run.model, spaces.for_config(run.cfg), run.train, spec,
+                                        run.device, size=run.eval.x.shape[-1])
+        tag = spec.tag
     proto = ScoreProtocol(bn_mode=bn_mode, recal_batches=recal_batches if bn_mode == "recal" else 0,
                           recal_batch_size=run.cfg.train.eval_batch_size,
                           eval_batch_size=eval_batch_size or run.cfg.train.eval_batch_size,
                           step=run.step, seed=run.cfg.seed, dedup=dedup, precision=precision, probe=probe,
-                          probe_images=probe_images if probe != "classifier" else 0)
-    return Scorer(run.model, evald, proto, train_data=run.train, cache_path=run.run_dir / "scores.csv",
-                  device=run.device, progress=progress, channels_last=channels_last, batch_group=batch_group,
-                  arch_batch=arch_batch, rank=rank, world=world)
+                          probe_images=probe_images if probe != "classifier" else 0, probe_tag=tag)
+    scorer = Scorer(run.model, evald, proto, train_data=run.train, cache_path=run.run_dir / "scores.csv",
+                    device=run.device, progress=progress, channels_last=channels_last, batch_group=batch_group,
+                    arch_batch=arch_batch, rank=rank, world=world, head=head)
+    scorer.head_record = head_record
+    return scorer
 
 
 def protocol_record(run: LoadedRun, scorer: Scorer) -> dict:
@@ -49,7 +61,8 @@ def protocol_record(run: LoadedRun, scorer: Scorer) -> dict:
             "split_file": d.split_file, "scored_on": "eval half" if d.split == "nb201" else "test set",
             "eval_images": p.eval_images, "bn_mode": p.bn_mode, "recal_batches": p.recal_batches,
             "eval_batch_size": p.eval_batch_size, "dedup": p.dedup, "precision": p.precision, "probe": p.probe,
-            "probe_images": p.probe_images}
+            "probe_images": p.probe_images,
+            **({"probe_settings": p.probe_tag, "shared_head": scorer.head_record} if p.probe == "shared-linear" else {})}
 
 
 def _write_json(path: Path, obj) -> None:
@@ -75,7 +88,7 @@ def subset_tag(subset) -> str:
 
 def ranking_tag(subset, bn_mode: str = "batch", probe: str = "classifier") -> str:
     """The file-name tag of a ranking: :func:`subset_tag`, plus ``-recal`` for recalibrated BN and ``-knn`` /
-    ``-linear`` for a probe other than the classifier head, so rankings of one run under different scoring
+    ``-linear`` / ``-shared-linear`` for a probe other than the classifier head, so rankings of one run under different scoring
     protocols are kept side by side instead of overwriting each other."""
     tag = subset_tag(subset)
     if bn_mode != "batch":
@@ -90,7 +103,8 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
              eval_images: Optional[int] = None, device: Optional[str] = None, progress: str = "auto",
              run: Optional[LoadedRun] = None, dedup: str = "exact", precision: str = "auto",
              channels_last: Optional[bool] = None, batch_group: Optional[int] = None, probe: Optional[str] = None,
-             probe_images: int = 5000, threads: Optional[int] = None, arch_batch: Optional[int] = None) -> dict:
+             probe_images: int = 5000, threads: Optional[int] = None, probe_epochs: int = 10,
+             probe_lr: float = 1.0, arch_batch: Optional[int] = None) -> dict:
     """Score ``subset`` of ``benchmark`` with the run's supernet; write RUN/rank.json and RUN/rank.csv.
     ``device`` and ``threads`` override the run's own.
 
@@ -113,7 +127,8 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
     archs = bench.subset(subset, seed=run.cfg.seed)
     scorer = make_scorer(run, bn_mode, recal_batches, eval_images, progress=progress if rank == 0 else "none",
                          dedup=dedup, precision=precision, channels_last=channels_last, batch_group=batch_group,
-                         rank=rank, world=world, probe=probe, probe_images=probe_images, arch_batch=arch_batch)
+                         rank=rank, world=world, probe=probe, probe_images=probe_images, probe_epochs=probe_epochs,
+                         probe_lr=probe_lr, arch_batch=arch_batch)
     if world > 1:
         with process_group(world):
             scorer.score_shard(archs)

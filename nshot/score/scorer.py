@@ -17,7 +17,8 @@ Cheap scoring of thousands of subnets (docs/scoring.md):
   (default on every device: forward passes only) changes values by float rounding alone and is not.
 * **probe** (``ScoreProtocol.probe``): ``classifier`` (the supernet's own head) or, for supernets trained without
   labels (Pi-NAS), ``knn`` / ``linear`` on the path's frozen features of ``probe_images`` training images (a
-  seeded sample) (:mod:`nshot.score.probe`); part of the cache key.
+  seeded sample) (:mod:`nshot.score.probe`), or ``shared-linear``: one linear head trained once for all paths
+  (:mod:`nshot.score.shared_head`, passed in as ``head``); part of the cache key.
 * **sharding**: with ``world > 1`` the scorer evaluates only its rank's share (:meth:`Scorer.score_shard`)
   into its own part file; rank 0 merges the parts (:meth:`Scorer.gather`).
 """
@@ -49,7 +50,7 @@ _KEY_FIELDS = ["bn_mode", "recal_batches", "eval_images", "step", "seed", "equiv
 _OLD_FIELDS = ["arch", "score", "bn_mode", "recal_batches", "eval_images", "step", "seed"]   # before dedup
 _FIELDS_NO_PROBE = ["arch", "score", *_KEY_FIELDS[:-1], "representative"]                    # before probes
 _FIELDS = ["arch", "score", *_KEY_FIELDS, "representative"]
-PROBE_MODES = ("classifier", *PROBES)
+PROBE_MODES = ("classifier", *PROBES, "shared-linear")
 AUTO_PHYSICAL_BATCH = 2048   # images per forward pass that batch_group=None aims at on CUDA
 AUTO_SYNC_EVERY = 32         # architectures per host sync that sync_every=None gives on CUDA
 
@@ -75,9 +76,12 @@ class ScoreProtocol:
     precision: str = "fp32"
     probe: str = "classifier"     # or knn / linear on frozen features (nshot.score.probe)
     probe_images: int = 0         # labelled training images in the probe's bank (the first ones of the split)
+    probe_tag: str = ""           # shared-linear: the head's settings (SharedHeadSpec.tag), its cache key
 
     @property
     def probe_key(self) -> str:
+        if self.probe == "shared-linear":
+            return self.probe_tag
         return "classifier" if self.probe == "classifier" else f"{self.probe}:{int(self.probe_images)}"
 
     @property
@@ -251,15 +255,21 @@ class Scorer:
                  device: Optional[torch.device] = None, progress: str = "auto", *,
                  batch_group: Optional[int] = None, sync_every: Optional[int] = None,
                  channels_last: Optional[bool] = None, arch_batch: Optional[int] = None,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, head: Optional[torch.nn.Module] = None):
         if protocol.bn_mode not in BN_MODES:
             raise ValueError(f"bn mode {protocol.bn_mode!r} is invalid: expected one of {', '.join(BN_MODES)}")
         if protocol.bn_mode == "recal" and (train_data is None or protocol.recal_batches < 1):
             raise ValueError("bn mode 'recal' needs training data and recal_batches >= 1")
         if protocol.probe not in PROBE_MODES:
             raise ValueError(f"probe {protocol.probe!r} is invalid: expected one of {', '.join(PROBE_MODES)}")
-        if protocol.probe != "classifier" and (train_data is None or protocol.probe_images < 1):
+        if protocol.probe in PROBES and (train_data is None or protocol.probe_images < 1):
             raise ValueError(f"probe {protocol.probe!r} needs labelled training data and probe_images >= 1")
+        if (protocol.probe == "shared-linear") != (head is not None) or (head is not None and not protocol.probe_tag):
+            raise ValueError("probe 'shared-linear' needs its trained head and the head's probe_tag (and only it "
+                             "takes a head): see nshot.score.shared_head")
+        self.head = head.to(device if device is not None else next(model.parameters()).device) \
+            if head is not None else None
+        self.head_record: dict = {}   # how the shared head was obtained (filled in by make_scorer)
         if protocol.dedup not in DEDUP_MODES:
             raise ValueError(f"dedup mode {protocol.dedup!r} is invalid: expected one of {', '.join(DEDUP_MODES)}")
         for name, v in (("batch_group", batch_group), ("sync_every", sync_every), ("arch_batch", arch_batch)):
@@ -303,7 +313,7 @@ class Scorer:
             self._recal = [eval_input(train_data.x[i].to(self.device), train_data.mean, train_data.std, size)
                            .contiguous(memory_format=fmt) for i in idx[:protocol.recal_batches]]
         self._bank: list[tuple] = []
-        if protocol.probe != "classifier":   # the probe's labelled bank: a seeded sample of training images
+        if protocol.probe in PROBES:   # the probe's labelled bank: a seeded sample of training images
             assert train_data is not None
             idx = bank_indices(len(train_data), protocol.probe_images, protocol.seed)
             self.protocol = replace(self.protocol, probe_images=len(idx))
@@ -374,7 +384,10 @@ class Scorer:
                 return self._probe_correct(arch)
             correct = torch.zeros((), dtype=torch.long, device=self.device)
             for x, y in self._batches:
-                correct += (self.model(x, arch).argmax(1) == y).sum()
+                if self.head is not None:   # shared-linear: the one head on this path's frozen features
+                    correct += (self.head(self.model.features(x, arch)).argmax(1) == y).sum()
+                else:
+                    correct += (self.model(x, arch).argmax(1) == y).sum()
         return correct
 
     def _probe_correct(self, arch: str) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Architecture search over any :class:`nshot.spaces.SearchSpace` (pure Python/numpy, no torch import).
 
 Strategies (``get_strategy(name)``): ``exhaustive_search``, ``random_search``, ``evolution_search``
-(SPOS). Fitness is higher-is-better and goes through :class:`CachedFitness` (each architecture evaluated
-once, batched through ``many``); :class:`Constraint` limits parameters/FLOPs; every strategy returns a
+(SPOS), ``tree_search`` (LaNAS-style partition tree, Pi-NAS). Fitness is higher-is-better and goes through
+:class:`CachedFitness` (each architecture evaluated once, batched through ``many``); :class:`Constraint` limits parameters/FLOPs; every strategy returns a
 :class:`SearchResult`.
 """
 from .constraint import Constraint
@@ -10,6 +10,9 @@ from .fitness import CachedFitness, as_cached
 from .result import SearchResult
 from .strategies import (STRATEGIES, available, evolution_search, exhaustive_search, get_strategy,
                          random_search)
+from .tree import tree_search
+
+STRATEGIES["tree"] = tree_search
 
 __all__ = ["CachedFitness", "Constraint", "STRATEGIES", "SearchResult", "as_cached", "available",
-           "evolution_search", "exhaustive_search", "get_strategy", "random_search"]
+           "evolution_search", "exhaustive_search", "get_strategy", "random_search", "tree_search"]

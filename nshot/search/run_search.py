@@ -19,7 +19,8 @@ def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: O
                bn_mode: str = "batch", recal_batches: int = 0, eval_images: Optional[int] = None,
                benchmark: Optional[str] = None, metric: Optional[str] = None, table: Optional[str] = None,
                device: Optional[str] = None, progress: str = "auto", probe: Optional[str] = None,
-               probe_images: int = 5000, threads: Optional[int] = None, **strategy_kwargs) -> dict:
+               probe_images: int = 5000, threads: Optional[int] = None, probe_epochs: int = 10,
+               probe_lr: float = 1.0, **strategy_kwargs) -> dict:
     """Run ``strategy`` on the run's supernet; write RUN/search.json and return it as a dict.
 
     With ``benchmark``, the ground truth of the best architectures is looked up and reported too.
@@ -36,7 +37,7 @@ def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: O
     from ..train.trainer import space_shape
     shape = space_shape(run.cfg, run.train.num_classes, run.train.x.shape[1])   # the run's own network
     scorer = make_scorer(run, bn_mode, recal_batches, eval_images, progress="none", probe=probe,
-                         probe_images=probe_images)
+                         probe_images=probe_images, probe_epochs=probe_epochs, probe_lr=probe_lr)
     fitness = CachedFitness(batch_fn=scorer.score_many, cache=dict(scorer.scores))
     fn = get_strategy(strategy)
     rng = np.random.default_rng(run.cfg.seed if seed is None else seed)
@@ -46,9 +47,9 @@ def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: O
     bar = None
     if strategy == "exhaustive":
         result = fn(space, fitness, top_k=top_k, **kwargs)
-    elif strategy == "random":
+    elif strategy in ("random", "tree"):
         if budget is None:
-            raise ValueError("random search needs --budget (number of distinct architectures to evaluate)")
+            raise ValueError(f"{strategy} search needs --budget (number of distinct architectures to evaluate)")
         result = fn(space, fitness, budget, rng, top_k=top_k, **kwargs)
     else:
         generations = kwargs.get("generations", 20)

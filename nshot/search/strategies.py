@@ -317,7 +317,7 @@ STRATEGIES: dict[str, Callable[..., SearchResult]] = {
 
 
 def get_strategy(name: str) -> Callable[..., SearchResult]:
-    """The search function registered as ``name`` (``exhaustive``, ``random``, ``evolution``)."""
+    """The search function registered as ``name`` (``exhaustive``, ``random``, ``evolution``, ``tree``)."""
     try:
         return STRATEGIES[name]
     except (KeyError, TypeError):

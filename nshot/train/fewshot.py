@@ -150,15 +150,22 @@ class FewShotRun:
             candidates = [d for d in range(self.space.num_decisions)
                           if d not in done and d != self.ms_edge and len(node.mask[d]) > 1]
             t0 = time.perf_counter()
-            out = choose_split(trainer.model, self.space, node.mask, candidates, self._gm_batch_fn(node_id),
-                               f.gm_batches, rng.step_rng(self.cfg.seed, rng.GRADMATCH, node_id))
+            loss = None
+            if self.cfg.train.objective == "pinas":   # match the gradients of the InfoNCE loss (docs/methods.md)
+                from .pinas import InfoNCEGM
+                loss = InfoNCEGM(trainer.objective, self.space, node.mask)
+            out = choose_split(trainer.model, self.space, node.mask, candidates,
+                               self._gm_batch_fn(node_id, trainer.objective), f.gm_batches,
+                               rng.step_rng(self.cfg.seed, rng.GRADMATCH, node_id), loss)
             # the time is state, not split evidence: the tree stays a pure function of the run's inputs
             self.state.setdefault("split_seconds", {})[str(node_id)] = time.perf_counter() - t0
             self.tree.split(node_id, out["decision"], out["groups"], info={
                 "method": "gm", "level": level, "batches": f.gm_batches,
                 "candidates": {str(k): v for k, v in out["candidates"].items()}})
 
-    def _gm_batch_fn(self, node_id: int):
+    def _gm_batch_fn(self, node_id: int, objective=None):
+        """Batch ``i`` of a node's gradient-matching estimate: an augmented labelled batch, or for Pi-NAS two
+        contrastive views (query, key) of it."""
         train = self.data[0]
         bs = self.cfg.train.batch_size
         idx = list(epoch_batches(len(train), bs, self.cfg.seed + 7919 * (node_id + 1), 0, drop_last=True))
@@ -166,6 +173,11 @@ class FewShotRun:
         def batch(i: int):
             j = idx[i % len(idx)]
             x = train.x[j]
+            if self.cfg.train.objective == "pinas":
+                from ..data.views import contrastive_view
+                x = x.to(self._device)
+                return [contrastive_view(x, train.mean, train.std, rng.torch_seed(self.cfg.seed, rng.GRADMATCH, i, v),
+                                         objective.view) for v in (0, 1)]
             d = self.cfg.data
             x = train_input(x, train.mean, train.std, rng.torch_seed(self.cfg.seed, rng.GRADMATCH, i), d.augment,
                             d.crop_padding, d.flip, d.image_size)
@@ -221,8 +233,10 @@ def inherit(parent: Trainer, child: Trainer) -> None:
     """Copy the parent's weights and optimizer state into the child, matching parameters by name."""
     psd = parent.model.state_dict()
     child.model.load_state_dict({k: psd[k] for k in child.model.state_dict()})
-    pnames = [n for n, p in parent.model.named_parameters() if p.requires_grad]   # the optimizers' order
-    cnames = [n for n, p in child.model.named_parameters() if p.requires_grad]
+    def names(tr: Trainer) -> list[str]:   # the optimizer's order: the supernet's, then the objective's own
+        own = [n for n, p in tr.model.named_parameters() if p.requires_grad]
+        return own + [f"objective.{i}" for i in range(len(tr.objective.parameters()))]
+    pnames, cnames = names(parent), names(child)
     pstate = parent.optimizer.state_dict()
     index = {n: i for i, n in enumerate(pnames)}
     state = {ci: pstate["state"][index[n]] for ci, n in enumerate(cnames) if index[n] in pstate["state"]}
@@ -231,6 +245,8 @@ def inherit(parent: Trainer, child: Trainer) -> None:
     if type(parent.optimizer) is not type(child.optimizer):
         raise ValueError("parent and child optimizers differ")
     child.optimizer.load_state_dict(cstate)
+    if hasattr(child.objective, "inherit_from"):   # Pi-NAS: projection heads, teacher, queue
+        child.objective.inherit_from(parent.objective)
 
 
 class PartitionedSupernet(torch.nn.Module):
@@ -244,6 +260,11 @@ class PartitionedSupernet(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, arch: str) -> torch.Tensor:
         return self.leaves[str(self.tree.route(arch).id)](x, arch)
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the pooled features (the same in every sub-supernet)."""
+        return int(next(iter(self.leaves.values())).feature_dim)
 
     def features(self, x: torch.Tensor, arch: str) -> torch.Tensor:
         """Pooled features of ``arch`` from its sub-supernet (what a probe reads)."""

@@ -5,11 +5,16 @@ for every allowed op o at e the path is run with o at e on the same batch, and t
 weights (everything but e's own ops) are flattened. The distance of ops i, j is 1 - cos(g_i, g_j), averaged
 over the R batches. The allowed ops are split into 2 groups of balanced sizes with the minimum intra-group
 distance; the decision whose best split has the largest cross-group distance is split.
+
+The loss whose gradients are matched is the run's training objective (a :class:`GMLoss`): cross-entropy on
+labels (:class:`CrossEntropyGM`, the default) or, for Pi-NAS, the InfoNCE loss of the student on the path
+against the teacher's key of a partner path (``nshot.train.pinas.InfoNCEGM``); its own shared parameters
+(Pi-NAS's projection head) join the shared weights.
 """
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -30,17 +35,42 @@ def decision_param_names(model: torch.nn.Module, decision: int) -> set[str]:
     return {n for n, _ in model.named_parameters() if marker in f".{n}"}
 
 
+class CrossEntropyGM:
+    """The supervised GM loss: cross-entropy of the path's logits on a labelled batch ``(x, y)``."""
+
+    def extra_parameters(self) -> list[torch.nn.Parameter]:
+        return []
+
+    def prepare(self, model: torch.nn.Module, batch: Any, base: Sequence[int], rng: np.random.Generator) -> Any:
+        return batch
+
+    def loss(self, model: torch.nn.Module, prepared: Any, arch: str) -> torch.Tensor:
+        x, y = prepared
+        return F.cross_entropy(model(x, arch), y)
+
+
 def shared_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, arch: str,
                      names: Sequence[str]) -> torch.Tensor:
-    """Flattened gradient of the loss of ``arch`` on (x, y) w.r.t. the parameters ``names`` (zeros where a
-    parameter gets no gradient on this path)."""
+    """Flattened gradient of the cross-entropy of ``arch`` on (x, y) w.r.t. the parameters ``names`` (zeros where
+    a parameter gets no gradient on this path)."""
     params = dict(model.named_parameters())
+    return loss_gradients(model, lambda: CrossEntropyGM().loss(model, (x, y), arch), [params[n] for n in names])
+
+
+def loss_gradients(model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor],
+                   params: Sequence[torch.nn.Parameter]) -> torch.Tensor:
+    """Flattened gradient of ``loss_fn()`` w.r.t. ``params`` (zeros where one gets no gradient); every
+    gradient is cleared afterwards."""
+    for p in params:
+        p.grad = None
     model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x, arch), y).backward()
-    flat = [params[n].grad.reshape(-1) if params[n].grad is not None else torch.zeros_like(params[n]).reshape(-1)
-            for n in names]
+    loss_fn().backward()
+    flat = [p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1) for p in params]
+    out = torch.cat(flat)
+    for p in params:
+        p.grad = None
     model.zero_grad(set_to_none=True)
-    return torch.cat(flat)
+    return out
 
 
 def cosine_distance_matrix(grads: list[torch.Tensor], eps: float = 1e-6) -> np.ndarray:
@@ -72,20 +102,25 @@ def _base_path(space: SearchSpace, mask: Mask, decision: int, rng: np.random.Gen
 
 
 def gm_distances(model: torch.nn.Module, space: SearchSpace, mask: Mask, decision: int,
-                 batches: Iterable[tuple[torch.Tensor, torch.Tensor]], rng: np.random.Generator) -> np.ndarray:
-    """Mean over ``batches`` of the pairwise distance matrix between the allowed ops of ``decision``."""
+                 batches: Iterable[Any], rng: np.random.Generator, loss: Optional[Any] = None) -> np.ndarray:
+    """Mean over ``batches`` of the pairwise distance matrix between the allowed ops of ``decision``, for the
+    gradients of ``loss`` (a GM loss; default :class:`CrossEntropyGM`, batches ``(x, y)``)."""
+    loss = loss if loss is not None else CrossEntropyGM()
     ops = list(mask[decision])
     excluded = decision_param_names(model, decision)
-    names = [n for n, p in model.named_parameters() if p.requires_grad and n not in excluded]
+    params = [p for n, p in model.named_parameters() if p.requires_grad and n not in excluded]
+    params += list(loss.extra_parameters())
     total, count = np.zeros((len(ops), len(ops))), 0
     was_training = model.training
     model.train()
-    for x, y in batches:
+    for batch in batches:
         base = _base_path(space, mask, decision, rng)
+        prepared = loss.prepare(model, batch, tuple(base), rng)
         grads = []
         for o in ops:
             base[decision] = o
-            grads.append(shared_gradients(model, x, y, space.encode(base), names))
+            arch = space.encode(base)
+            grads.append(loss_gradients(model, lambda: loss.loss(model, prepared, arch), params))
         total += cosine_distance_matrix(grads)
         count += 1
     model.train(was_training)
@@ -123,15 +158,15 @@ def best_partition(distances: np.ndarray, groups: int = 2) -> tuple[list[list[in
 
 
 def choose_split(model: torch.nn.Module, space: SearchSpace, mask: Mask, candidates: Sequence[int],
-                 batch_fn: Callable[[int], tuple[torch.Tensor, torch.Tensor]], num_batches: int,
-                 rng: np.random.Generator) -> dict:
+                 batch_fn: Callable[[int], Any], num_batches: int,
+                 rng: np.random.Generator, loss: Optional[Any] = None) -> dict:
     """Score every candidate decision; return the chosen decision, its op groups (choice indices) and, per
     candidate, the distance matrix, the best partition and its cross-group distance."""
     report = {}
     for d in candidates:
         if len(mask[d]) < 2:
             continue
-        dist = gm_distances(model, space, mask, d, (batch_fn(i) for i in range(num_batches)), rng)
+        dist = gm_distances(model, space, mask, d, (batch_fn(i) for i in range(num_batches)), rng, loss)
         parts, intra, cross = best_partition(dist)
         ops = list(mask[d])
         report[d] = {"ops": ops, "distances": dist.tolist(), "groups": [[ops[i] for i in p] for p in parts],

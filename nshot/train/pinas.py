@@ -21,12 +21,19 @@ positive key scores above every negative.
 
 With momentum separation the step's optimizer group is path A's (decision recorded in docs/methods.md): the
 two paths differ on the MS edge by construction, and one update can step one group.
+
+Few-shot composition: a sub-supernet's pair sampler draws both paths inside its mask (a decision with one
+allowed choice is shared), a child that inherits takes the parent's head, teacher (restricted to its own
+modules), queue and pointer (:meth:`PiNASObjective.inherit_from`), and gradient matching matches the
+gradients of the InfoNCE loss (:class:`InfoNCEGM`).
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 from typing import Any, Optional, Sequence
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -253,5 +260,51 @@ class PiNASObjective:
         self.queue.copy_(queue)
         self.ptr = ptr
 
+    @torch.no_grad()
+    def inherit_from(self, parent: "PiNASObjective") -> None:
+        """A few-shot child's start: the parent's projection heads, queue and pointer, and its teacher on the
+        child's modules (matched by name; the child holds a subset of the parent's ops)."""
+        tsd = parent.teacher.state_dict()
+        self.teacher.load_state_dict({k: tsd[k] for k in self.teacher.state_dict()})
+        self.head.load_state_dict(parent.head.state_dict())
+        self.teacher_head.load_state_dict(parent.teacher_head.state_dict())
+        self.queue.copy_(parent.queue)
+        self.ptr = parent.ptr
+
     def _teacher_tensors(self) -> list[torch.Tensor]:
         return [*self.teacher.state_dict().values(), *self.teacher_head.state_dict().values()]
+
+
+class InfoNCEGM:
+    """The gradient-matching loss of a Pi-NAS (sub-)supernet (decision recorded in docs/methods.md).
+
+    A batch is two views (query, key) of the same images. Per batch and base path A (drawn inside the mask by
+    gradient matching), a partner path B is drawn inside the mask that differs from A at every decision with
+    two or more allowed choices (as the pair sampler does) and the teacher's key of B on the key view is
+    computed once; the loss of A with op o on the candidate decision is then
+    ``InfoNCE(n(head(f(query; A_o))), key_B, queue)`` — the training step's cross-path term — against the
+    current queue. Only gradients are taken: the teacher, the queue and the pointer do not change. The
+    projection head is shared by every path and joins the shared weights whose gradients are compared.
+    """
+
+    def __init__(self, objective: PiNASObjective, space, mask):
+        self.objective, self.space, self.mask = objective, space, [list(m) for m in mask]
+
+    def extra_parameters(self) -> list[nn.Parameter]:
+        return self.objective.parameters()
+
+    def prepare(self, model: nn.Module, batch: Sequence[torch.Tensor], base: Sequence[int],
+                rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        query, key_view = batch
+        partner = []
+        for d, allowed in enumerate(self.mask):
+            others = [c for c in allowed if c != base[d]]
+            partner.append(int(others[int(rng.integers(len(others)))]) if others else int(base[d]))
+        return query, self.objective.key(key_view, self.space.encode(partner))
+
+    def loss(self, model: nn.Module, prepared: tuple[torch.Tensor, torch.Tensor], arch: str) -> torch.Tensor:
+        query, key = prepared
+        obj = self.objective
+        with obj.autocast():
+            z = obj._bn_grouped(model, obj.head, query, arch)
+        return info_nce(F.normalize(z.float(), dim=1), key, obj.queue, obj.temperature)[0]
