@@ -33,6 +33,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import statistics
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -41,6 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
+
+from benchmarks.timing import abba  # noqa: E402
 
 T0 = time.monotonic()
 
@@ -150,25 +153,23 @@ SPEED_CASES = [  # (name, overrides)
 ]
 
 
-def _time_steps(tr, steps: int, warm: int) -> float:
-    """Steps/s of ``tr.train_step`` over ``steps`` steps after ``warm`` (capture included), synchronised."""
+def _step_block(tr, steps: int) -> Callable[[], None]:
+    """A block of ``steps`` calls of ``tr.train_step`` on successive batches of a fixed permutation, ended by a
+    device sync (so a timer around the block measures the steps, not their launch)."""
     data = tr.train_data
     bs = tr.cfg.train.batch_size
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(1)).to(tr.device)
     sync = torch.cuda.synchronize if tr.device.type == "cuda" else (lambda: None)
+    done = [0]
 
-    def run(k: int, start: int) -> None:
-        for i in range(start, start + k):
+    def block() -> None:
+        for i in range(done[0], done[0] + steps):
             j = i % (len(data) // bs)
             idx = perm[j * bs:(j + 1) * bs]
             tr.train_step(data.x[idx], data.y[idx])
-
-    run(warm, 0)
-    sync()
-    t = time.perf_counter()
-    run(steps, warm)
-    sync()
-    return steps / (time.perf_counter() - t)
+        done[0] += steps
+        sync()
+    return block
 
 
 SMOKE_MACRO = ["model.stem_width=8", "model.widths=[8,8,8]", "model.head_width=16"]   # a tiny macro network
@@ -181,7 +182,7 @@ def stage_speed(suite: Suite, smoke: bool, steps: Optional[int] = None,
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     shape = (["model.C=4", "model.N=1", "train.batch_size=16"] if smoke
              else ["model.C=16", "model.N=5", "train.batch_size=64"])
-    default_steps, warm, rounds = (4, 3, 1) if smoke else (200, 30, 2)
+    default_steps, rounds = (4, 1) if smoke else (200, 2)
     steps = steps or default_steps
     results: dict[str, Any] = {"shape": shape, "steps_per_round": steps, "rounds": rounds, "cases": {}}
     train, evald = _synthetic(2048 if not smoke else 128, 32, 10, dev)
@@ -193,18 +194,16 @@ def stage_speed(suite: Suite, smoke: bool, steps: Optional[int] = None,
         if suite.left() < 60 and not smoke:
             results["cases"][name] = "skipped: out of time"
             continue
-        rates: dict[str, list[float]] = {"eager": [], "static": []}
         trainers = {}
         try:
             for ex in ("eager", "static"):
                 cfg = load_config(None, [*shape, *ov, f"train.executor={ex}", "train.epochs=1000",
                                          f"device={dev.type}", "run.progress=none"])
                 trainers[ex] = Trainer(cfg, Path(tempfile.mkdtemp()), data=(train, evald))
-            order = ["eager", "static"]
-            for r in range(rounds):   # alternate the order per round (ABBA): drift hits both alike
-                for ex in (order if r % 2 == 0 else order[::-1]):
-                    rates[ex].append(_time_steps(trainers[ex], steps, warm if r == 0 else 5))
-            med = {ex: sorted(v)[len(v) // 2] for ex, v in rates.items()}
+            # one warm-up block each (CUDA graph capture included), then rounds in ABBA order
+            ms = abba({ex: _step_block(tr, steps) for ex, tr in trainers.items()}, rounds, 1)
+            rates = {ex: [steps / (t / 1000) for t in v] for ex, v in ms.items()}
+            med = {ex: statistics.median(v) for ex, v in rates.items()}
             results["cases"][name] = {"steps_per_s": med, "rounds": rates,
                                       "static_over_eager": med["static"] / med["eager"]}
             suite.log(f"speed {name}: eager {med['eager']:.1f} steps/s, static {med['static']:.1f} steps/s "
