@@ -113,10 +113,11 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
     ``{"rank", "world", "evaluated"}`` only.
     """
     rank, world = dist_env()
+    cfg = run.cfg if run is not None else run_config(run_dir)   # read once, before the run is loaded
     if benchmark is None:   # the run's space's own table: nb201 -> nb201, macro -> macro
-        benchmark = benchmarks.default_for_space(run.cfg.space.name if run is not None else run_space(run_dir))
+        benchmark = benchmarks.default_for_space(cfg.space.name)
     bench = benchmarks.get(benchmark, path=table)
-    dataset = run.cfg.data.name if run is not None else run_config(run_dir).data.name
+    dataset = cfg.data.name
     explicit = metric is not None
     metric = benchmarks.metric_for(bench, dataset, metric)   # the run's dataset's ground truth by default
     run = run or load_run(run_dir, device, threads=threads)
@@ -174,11 +175,6 @@ def run_config(run_dir: Union[str, Path]):
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
     return load_config(path)
-
-
-def run_space(run_dir: Union[str, Path]) -> str:
-    """The search space a run directory trained (read from its config.yaml, without loading the run)."""
-    return run_config(run_dir).space.name
 
 
 def _use_local_gpu(run: LoadedRun) -> None:
