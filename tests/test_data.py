@@ -165,7 +165,8 @@ def test_missing_data_names_path_and_layout(tmp_path):
         load_dataset("cifar10", tmp_path / "nowhere")
     msg = str(e.value)
     assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in msg
-    assert "data_batch_1..5, test_batch" in msg and "download=True" in msg and "data.download=true" in msg
+    assert "data_batch_1..5, test_batch" in msg and "data.download=true" in msg
+    assert "download=True" not in msg             # the config key a user sets, not the Python keyword (issue 22)
     with pytest.raises(DataError, match=r"cifar-100-python/train, test"):
         load_dataset("cifar100", tmp_path)
 

@@ -189,6 +189,6 @@ def test_search_evolution_under_a_constraint(tmp_path, capsys, space):
     result = json.loads((tmp_path / "arch" / "result.json").read_text())
     assert result["arch"] == out["best"][0]["arch"] and 0 <= result["accuracy"] <= 100
     shape = spaces.shape_from_config(load_config(run / "config.yaml"))
-    assert result["model"] == shape and "C" not in result["protocol"]
+    assert result["model"] == json.loads(json.dumps(shape)) and "C" not in result["protocol"]   # (JSON: lists)
     assert result["params"] == sp.num_params(result["arch"], **shape, num_classes=10, in_channels=1)  # digits: grey
     assert out["best"][0]["params"] == result["params"]       # search reports the same size

@@ -105,8 +105,9 @@ def read_batch(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray
 
 
 def missing_message(spec: CifarSpec, root: Path, missing: list[str]) -> str:
-    return (f"{spec.name} not found in {root / spec.folder} (missing: {', '.join(missing)}); add data.download=true "
-            f"to fetch it, or extract {spec.archive} into data.root={root}")
+    return (f"{spec.name} not found in {root / spec.folder} (missing: {', '.join(missing)}; expected layout "
+            f"{spec.layout}, ROOT = data.root); add data.download=true to fetch it, or extract {spec.archive} into "
+            f"data.root={root}")
 
 
 def missing_files(spec: CifarSpec, root: Path) -> list[str]:
