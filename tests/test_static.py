@@ -46,8 +46,10 @@ def test_weighted_forward_equals_the_path_forward(name, kw):
         assert torch.equal(net.forward_weighted(x, torch.tensor([net.path_weights(a)])), net(x, a)), a
     w = torch.tensor([net.path_weights(a) for a in archs[:3]])
     y = net.forward_weighted(torch.cat([x] * 3), w)        # three paths in one forward, BN statistics per path
+    # a batch of 18 and one of 6 may take different conv kernels: rounding only. Measured on proxyless with 1 thread
+    # (what an earlier test may leave set): 4.3e-6 at most; with 2 threads 0. So fp32's default atol, 1e-5.
     for p, a in enumerate(archs[:3]):
-        torch.testing.assert_close(y[6 * p:6 * (p + 1)], net(x, a), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(y[6 * p:6 * (p + 1)], net(x, a), rtol=1e-5, atol=1e-5)
 
 
 def test_weighted_forward_gives_exact_zero_gradients_off_the_path():
