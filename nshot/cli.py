@@ -229,6 +229,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run.fit()
         print(("finished: " if run.done else "paused: ") + str(run.run_dir))
         return 0
+    if _differentiable(args):
+        return _train_differentiable(args)
     if args.resume:
         overrides = ([args.config] if args.config else []) + list(args.overrides)
         if any("=" not in o for o in overrides):
@@ -261,6 +263,45 @@ def _cmd_train(args: argparse.Namespace) -> int:
         say(f"training {cfg.space.name} supernet ({trainer.total_steps} steps) on {trainer.device} in {run_dir}")
     trainer.fit(max_steps=args.max_steps)
     say(("finished: " if trainer.done else "paused: ") + f"{trainer.run_dir} at step {trainer.step}/{trainer.total_steps}")
+    return 0
+
+
+def _differentiable(args: argparse.Namespace) -> bool:
+    """Whether ``nshot train`` starts or resumes a differentiable search (``arch.method`` darts or snas)."""
+    from pathlib import Path
+
+    from .config import load_config
+    if args.resume:
+        path = Path(args.resume) / "config.yaml"
+        return path.is_file() and load_config(path).arch.method != "none"
+    if not args.config or "=" in args.config:
+        return False
+    return load_config(args.config, args.overrides).arch.method != "none"
+
+
+def _train_differentiable(args: argparse.Namespace) -> int:
+    """``nshot train`` for DARTS / SNAS: :class:`nshot.train.differentiable.DifferentiableSearch`."""
+    import time
+    from pathlib import Path
+
+    from .config import ConfigError, load_config
+    from .train.differentiable import DifferentiableSearch
+    if args.resume:
+        if args.config or args.overrides:
+            raise ConfigError("a differentiable search resumes with its own config: no config file or overrides")
+        run = DifferentiableSearch.resume(args.resume)
+        print(f"resuming {args.resume} at step {run.step}/{run.total_steps}")
+    else:
+        cfg = load_config(args.config, args.overrides)
+        run_dir = args.run_dir or cfg.run.dir or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        cfg.run.dir = str(run_dir)
+        run = DifferentiableSearch.create(cfg, run_dir)
+        print(f"{cfg.arch.method} search on {cfg.space.name} ({run.total_steps} steps) on {run.device} in {run_dir}")
+    for record in run.fit(max_steps=args.max_steps):
+        truth = f" truth {record['truth']:.2f}" if "truth" in record else ""
+        print(f"epoch {record['epoch']} loss {record['loss']:.4f} valid acc {record['valid_acc']:.2f}{truth} "
+              f"arch {record['arch']}")
+    print(("finished: " if run.done else "paused: ") + f"{run.run_dir} at step {run.step}/{run.total_steps}")
     return 0
 
 

@@ -30,6 +30,14 @@ PDARTS = ("Genotype(normal=[('skip_connect', 0), ('dil_conv_3x3', 1), ('skip_con
 SPACE = spaces.get("darts")
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_round_trip_is_identical_and_decisions_invert():
     for text in (DARTS_V1, DARTS_V2):
         assert SPACE.parse(text) == text                      # written back character for character
