@@ -87,12 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("overrides", nargs="*", help="key.sub=value overrides of the data/device settings")
     a.add_argument("--config", help="YAML config for data/device (default: the run's config, else defaults)")
     a.add_argument("--run-dir", help="where to write (default runs/arch-<time>)")
-    a.add_argument("--epochs", type=_positive_int, default=200)
-    a.add_argument("--batch-size", type=_positive_int, default=256)
-    a.add_argument("--lr", type=float, default=0.1)
-    a.add_argument("--weight-decay", type=float, default=5e-4)
-    a.add_argument("--C", type=_positive_int, default=16)
-    a.add_argument("--N", type=_positive_int, default=5)
+    a.add_argument("--epochs", type=_positive_int, help="default 200 (or the config's standalone.epochs)")
+    a.add_argument("--batch-size", type=_positive_int, help="default 256")
+    a.add_argument("--lr", type=float, help="default 0.1")
+    a.add_argument("--weight-decay", type=float, help="default 5e-4")
+    a.add_argument("--C", type=_positive_int, help="default 16 (DARTS space: 36)")
+    a.add_argument("--N", type=_positive_int, help="default 5 (DARTS space: 6, i.e. 20 cells)")
+    a.add_argument("--aux-weight", type=float, help="DARTS: auxiliary head loss weight (default 0: no head)")
+    a.add_argument("--cutout", type=int, help="cutout square size (default 0: none)")
+    a.add_argument("--drop-path", type=float, help="DARTS: final drop-path probability (default 0)")
+    a.add_argument("--grad-clip", type=float, help="gradient norm clip (default none)")
 
     rep = sub.add_parser("report", help="write RUN/report.html (plots and tables of a run)",
                          description="One self-contained HTML page: training curves, lr used, score vs ground "
@@ -181,7 +185,7 @@ def _cmd_train_arch(args: argparse.Namespace) -> int:
 
     from .config import load_config
     from .train.standalone import StandaloneConfig
-    from .train.train_arch import resolve_arch, train_arch
+    from .train.train_arch import resolve_arch, standalone_settings, train_arch
 
     cfg_path = args.config
     if cfg_path is None and Path(args.arch).is_dir() and (Path(args.arch) / "config.yaml").is_file():
@@ -189,9 +193,8 @@ def _cmd_train_arch(args: argparse.Namespace) -> int:
     cfg = load_config(cfg_path, args.overrides)
     from . import spaces
     arch, source = resolve_arch(args.arch, spaces.for_config(cfg))
-    sa = StandaloneConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                          C=args.C, N=args.N, augment=cfg.data.augment, crop_padding=cfg.data.crop_padding,
-                          flip=cfg.data.flip)
+    sa = StandaloneConfig(**standalone_settings(args, cfg), augment=cfg.data.augment,
+                          crop_padding=cfg.data.crop_padding, flip=cfg.data.flip)
     run_dir = args.run_dir or f"runs/arch-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"training {arch} from scratch ({sa.epochs} epochs) in {run_dir}")
     result = train_arch(arch, cfg, sa, run_dir, source)

@@ -129,6 +129,23 @@ class ArchConfig:
 
 
 @dataclass
+class StandaloneSection:
+    """``nshot train-arch`` settings a config may carry; a command-line flag wins, null = the built-in default
+    (NB201 protocol; DARTS space: C 36, N 6)."""
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    weight_decay: Optional[float] = None
+    nesterov: Optional[bool] = None
+    C: Optional[int] = None
+    N: Optional[int] = None
+    aux_weight: Optional[float] = None
+    cutout: Optional[int] = None
+    drop_path: Optional[float] = None
+    grad_clip: Optional[float] = None
+
+
+@dataclass
 class CaLRConfig:
     """Complexity-aware LR (decision 3): lr_t(a) = lr_min + (lr - lr_min) (1 - t/T)^gamma(a), gamma linear in
     log C(a) from gamma_max (least complex subnet) to 1/gamma_max (most complex)."""
@@ -209,6 +226,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     calr: CaLRConfig = field(default_factory=CaLRConfig)
     arch: ArchConfig = field(default_factory=ArchConfig)
+    standalone: StandaloneSection = field(default_factory=StandaloneSection)
     ms: MSConfig = field(default_factory=MSConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     pinas: PiNASConfig = field(default_factory=PiNASConfig)

@@ -144,3 +144,52 @@ def test_resume_is_bit_identical_on_cpu(tmp_path, over):
 def test_refused_combinations_name_the_reason(over, msg):
     with pytest.raises(ConfigError, match=msg):
         _cfg(**over)
+
+
+def test_darts_space_end_to_end_on_digits(tmp_path, capsys):
+    """search (SNAS on the DARTS space) -> derived genotype -> stand-alone training -> report, through the CLI."""
+    from nshot import spaces
+    from nshot.cli import main
+
+    cfg = tmp_path / "search.yaml"
+    cfg.write_text("space: {name: darts}\nmodel: {C: 4, N: 1}\nthreads: 1\ndevice: cpu\n"
+                   "data: {name: digits, train_subset: 64, eval_subset: 64}\n"
+                   "train: {epochs: 2, batch_size: 32}\narch: {method: snas}\n")
+    run = tmp_path / "search"
+    assert main(["train", str(cfg), "--run-dir", str(run)]) == 0
+    result = json.loads((run / "result.json").read_text())
+    sp = spaces.get("darts")
+    assert sp.parse(result["arch"]) == result["arch"] and result["params"] == sp.num_params(result["arch"], in_channels=1)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and len(rows[0]["alphas"]) == 28 and rows[-1]["arch"] == result["arch"]
+    evald = tmp_path / "eval"
+    assert main(["train-arch", str(run), "standalone.epochs=1", "standalone.C=4", "standalone.N=1",
+                 "standalone.cutout=4", "standalone.drop_path=0.2", "standalone.grad_clip=5", "threads=1",
+                 "--run-dir", str(evald)]) == 0
+    trained = json.loads((evald / "result.json").read_text())
+    assert trained["arch"] == result["arch"] and trained["params"] == sp.num_params(result["arch"], C=4, N=1, in_channels=1)
+    assert trained["protocol"]["drop_path"] == 0.2 and trained["protocol"]["cutout"] == 4
+    assert main(["report", str(run)]) == 0
+    assert (run / "report" / "alphas.png").is_file() or b"alphas.png" in (run / "report.html").read_bytes()
+
+
+def test_auxiliary_head_and_cutout():
+    from nshot.data.cutout import cutout
+    from nshot.nn import build_standalone
+    from nshot.spaces import darts
+
+    x = torch.ones(64, 3, 32, 32)
+    holes = cutout(x, 16, seed=3)
+    zeros = (holes[:, 0] == 0).sum(dim=(1, 2))
+    assert int(zeros.max()) == 256 and int(zeros.min()) >= 64   # a 16x16 square, clipped at the border to >= 8x8
+    assert torch.equal(holes[:, 0], holes[:, 2]) and torch.equal(cutout(x, 16, seed=3), holes)
+    arch = darts.derive(torch.rand(14, 8).numpy(), torch.rand(14, 8).numpy())
+    net = build_standalone("darts", arch, C=4, N=1, num_classes=5)
+    net.train()
+    logits, aux = net(torch.randn(2, 3, 32, 32))
+    assert logits.shape == aux.shape == (2, 5)
+    net.eval()
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 5)
+    net.train()
+    with pytest.raises(ValueError, match="auxiliary head needs feature maps of at least 5x5"):
+        net(torch.randn(2, 3, 8, 8))

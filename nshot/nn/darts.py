@@ -250,6 +250,10 @@ class AuxiliaryHead(nn.Module):
         self.classifier = nn.Linear(h2, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) < 5:
+            raise ValueError(f"the DARTS auxiliary head needs feature maps of at least 5x5 after the second "
+                             f"reduction (32x32 inputs give 8x8), got {tuple(x.shape[-2:])}; train without it "
+                             "(aux_weight 0) on smaller images")
         return self.classifier(self.features(x).flatten(1))
 
 

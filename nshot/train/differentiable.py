@@ -375,8 +375,11 @@ class DifferentiableSearch:
 
     def _write_result(self) -> None:
         arch = self.derived()
+        data = {"num_classes": self.train_data.num_classes, "in_channels": self.train_data.x.shape[1]}
+        # the stand-alone network of the space's evaluation protocol (NB201: C 16, N 5; DARTS: C 36, 20 cells)
         result = {"method": self.method, "order": self.cfg.arch.order, "space": self.space_name, "arch": arch,
-                  "params": self.space.num_params(arch), "flops": self.space.flops(arch), "step": self.step}
+                  "params": self.space.num_params(arch, **data), "flops": self.space.flops(arch, **data),
+                  "step": self.step}
         truth = self.truth(arch)
         if truth is not None:
             result["truth"] = {"metric": "cifar10/test", "value": truth}
