@@ -77,14 +77,27 @@ def temperature(epoch: int, epochs: int, tau_max: float, tau_min: float) -> floa
     return tau_max * (tau_min / tau_max) ** (min(epoch, epochs - 1) / (epochs - 1))
 
 
-def op_weights(alpha: torch.Tensor, method: str, tau: float = 1.0,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """The op-weight table of one step: softmax (darts) or a Gumbel-softmax sample (snas)."""
+def op_weights(alpha: torch.Tensor, method: str, tau: float = 1.0, generator: Optional[torch.Generator] = None,
+               allowed: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The op-weight table of one step: softmax (darts) or a Gumbel-softmax sample (snas); ops outside
+    ``allowed`` (a boolean table: a few-shot sub-supernet's ops) get weight exactly 0."""
+    if allowed is not None:
+        alpha = alpha.masked_fill(~allowed, float("-inf"))
     if method == "darts":
         return torch.softmax(alpha, dim=-1)
     if method == "snas":
         return gumbel_softmax(alpha, tau, generator)
     raise ValueError(f"unknown differentiable method {method!r}; expected darts or snas")
+
+
+def allowed_table(shape: tuple[int, int], mask: Optional[Sequence[Sequence[int]]]) -> Optional[torch.Tensor]:
+    """Boolean (edges x ops) table of the ops a mask allows per edge (None: every op)."""
+    if mask is None:
+        return None
+    table = torch.zeros(shape, dtype=torch.bool)
+    for e, ops in enumerate(mask):
+        table[e, list(ops)] = True
+    return table
 
 
 def mixed_logits(net: torch.nn.Module, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -154,8 +167,14 @@ def unrolled_alpha_grad(train_loss: Callable[[], torch.Tensor], val_loss: Callab
 class DifferentiableSearch:
     """A DARTS / SNAS run in ``run_dir``; use :meth:`create` or :meth:`resume`, then :meth:`fit`."""
 
-    def __init__(self, cfg: Config, run_dir: Union[str, Path], data=None):
+    def __init__(self, cfg: Config, run_dir: Union[str, Path], data=None,
+                 mask: Optional[Sequence[Sequence[int]]] = None, alpha_frozen_until: int = 0, node: Optional[int] = None):
+        """``mask`` (per edge of the alpha table, the allowed ops), ``alpha_frozen_until`` (no alpha update before
+        this step: GM-NAS keeps alphas fixed until its last split) and ``node`` (its own weight initialisation)
+        make this one sub-supernet of a few-shot run."""
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.mask = tuple(tuple(int(o) for o in m) for m in mask) if mask is not None else None
+        self.alpha_frozen_until, self.node = int(alpha_frozen_until), node
         self.method, self.space_name = cfg.arch.method, cfg.space.name
         if self.method == "none":
             raise ValueError("arch.method is none: this is a single-path run (nshot.train.Trainer)")
@@ -166,10 +185,15 @@ class DifferentiableSearch:
         train, valid = data if data is not None else load_data(cfg)
         self.train_data, self.valid_data = train.to(self.device), valid.to(self.device)
         in_channels = self.train_data.x.shape[1]
-        self.model = build_model(cfg, self.train_data.num_classes, in_channels).to(self.device)
+        self.model = build_model(cfg, self.train_data.num_classes, in_channels, self.mask,
+                                 init_salt=node or 0).to(self.device)
+        shape = alpha_shape(self.space_name)
+        self.allowed = allowed_table(shape, self.mask)
+        if self.allowed is not None:
+            self.allowed = self.allowed.to(self.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(rng.torch_seed(cfg.seed, ALPHA_INIT, 0))
-            alpha = torch.randn(alpha_shape(self.space_name), dtype=torch.float32) * cfg.arch.init_std
+            alpha = torch.randn(shape, dtype=torch.float32) * cfg.arch.init_std
         self.alpha = torch.nn.Parameter(alpha.to(self.device))
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         o = cfg.optim
@@ -191,12 +215,12 @@ class DifferentiableSearch:
 
     # -- construction ------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, cfg: Config, run_dir: Union[str, Path], data=None) -> "DifferentiableSearch":
+    def create(cls, cfg: Config, run_dir: Union[str, Path], data=None, **node: Any) -> "DifferentiableSearch":
         run_dir = Path(run_dir)
         if (run_dir / "checkpoints").exists() or (run_dir / "config.yaml").exists():
             raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}` "
                               "or choose another run.dir")
-        run = cls(cfg, run_dir, data)
+        run = cls(cfg, run_dir, data, **node)
         run_dir.mkdir(parents=True, exist_ok=True)
         run._record_env("start")
         dump_config(cfg, run_dir / "config.yaml")
@@ -216,7 +240,8 @@ class DifferentiableSearch:
         state, source = load_checkpoint_from(folder)
         if state.get("kind") != KIND or state.get("format") != FORMAT_VERSION:
             raise RunDirError(f"{source}: not a differentiable-search checkpoint of format {FORMAT_VERSION}")
-        run = cls(load_config(run_dir / "config.yaml"), run_dir, data)
+        run = cls(load_config(run_dir / "config.yaml"), run_dir, data, mask=state.get("mask"),
+                  alpha_frozen_until=state.get("alpha_frozen_until", 0), node=state.get("node"))
         run.model.load_state_dict(state["model"])
         with torch.no_grad():
             run.alpha.copy_(state["alpha"].to(run.device))
@@ -237,7 +262,8 @@ class DifferentiableSearch:
     def save(self) -> None:
         state = {"format": FORMAT_VERSION, "kind": KIND, "space": self.space_name, "config": _cfg_dict(self.cfg),
                  "step": self.step, "model": self.model.state_dict(), "alpha": self.alpha.detach().cpu(),
-                 "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(), "epoch_acc": dict(self._acc)}
+                 "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(), "epoch_acc": dict(self._acc),
+                 "mask": self.mask, "alpha_frozen_until": self.alpha_frozen_until, "node": self.node}
         save_checkpoint(self.run_dir / "checkpoints", state)
 
     # -- one step ----------------------------------------------------------------------------------------
@@ -250,7 +276,13 @@ class DifferentiableSearch:
 
     def weights(self, t: int, which: int) -> torch.Tensor:
         """The op-weight table of step ``t`` (``which``: 0 the alpha update, 1 the weight update)."""
-        return op_weights(self.alpha, self.method, self.tau(t // self.steps_per_epoch), self._noise(t, which))
+        return op_weights(self.alpha, self.method, self.tau(t // self.steps_per_epoch), self._noise(t, which),
+                          self.allowed)
+
+    def probs(self) -> torch.Tensor:
+        """The current softmax of the alphas (within the mask), detached."""
+        with torch.no_grad():
+            return op_weights(self.alpha, "darts", allowed=self.allowed).detach()
 
     def _inputs(self, data, idx: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         d = self.cfg.data
@@ -272,6 +304,10 @@ class DifferentiableSearch:
                               rng.torch_seed(self.cfg.seed, VALID_AUGMENT, t))
         self.a_opt.zero_grad(set_to_none=True)
         self.model.train()
+        if t < self.alpha_frozen_until:          # alphas fixed: only measure the held-out loss
+            with torch.no_grad():
+                logits = mixed_logits(self.model, xv, self.weights(t, 0))
+            return F.cross_entropy(logits, yv), (logits.argmax(1) == yv).sum(), len(yv)
         if self.cfg.arch.order == 2:
             lr = self.lr_policy(t, self.total_steps)
             bufs = [self.w_opt.state.get(p, {}).get("momentum_buffer") for p in self.params]
@@ -348,8 +384,7 @@ class DifferentiableSearch:
 
     def _end_epoch(self, epoch: int) -> dict[str, Any]:
         a, n = self._acc, len(self._acc["loss"])
-        with torch.no_grad():
-            probs = torch.softmax(self.alpha, dim=-1).cpu()
+        probs = self.probs().cpu()
         arch = derive(self.space_name, probs)
         record = {"epoch": epoch + 1, "step": self.step, "loss": sum(a["loss"]) / max(n, 1),
                   "acc": 100.0 * a["correct"] / max(a["seen"], 1), "valid_loss": sum(a["vloss"]) / max(n, 1),
@@ -370,8 +405,7 @@ class DifferentiableSearch:
         return float(self.table.query(arch, "cifar10/test")) if self.table is not None else None
 
     def derived(self) -> str:
-        with torch.no_grad():
-            return derive(self.space_name, torch.softmax(self.alpha, dim=-1))
+        return derive(self.space_name, self.probs())
 
     def _write_result(self) -> None:
         arch = self.derived()
