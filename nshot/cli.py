@@ -289,15 +289,25 @@ def _train_differentiable(args: argparse.Namespace) -> int:
 
     from .config import ConfigError, load_config
     from .train.differentiable import DifferentiableSearch
+    from .train.gm_search import GMSearch
     if args.resume:
         if args.config or args.overrides:
             raise ConfigError("a differentiable search resumes with its own config: no config file or overrides")
+        if (Path(args.resume) / "gm.json").is_file():
+            gm = GMSearch.resume(args.resume)
+            print(f"resuming GM-NAS + {gm.cfg.arch.method} run {args.resume}")
+            return _finish_gm(gm)
         run = DifferentiableSearch.resume(args.resume)
         print(f"resuming {args.resume} at step {run.step}/{run.total_steps}")
     else:
         cfg = load_config(args.config, args.overrides)
         run_dir = args.run_dir or cfg.run.dir or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         cfg.run.dir = str(run_dir)
+        if cfg.fewshot.method == "gm":
+            if args.max_steps:
+                raise ConfigError("--max-steps is not supported for GM-NAS runs (Ctrl-C pauses them)")
+            print(f"GM-NAS + {cfg.arch.method} on {cfg.space.name} in {run_dir}")
+            return _finish_gm(GMSearch.create(cfg, run_dir))
         run = DifferentiableSearch.create(cfg, run_dir)
         print(f"{cfg.arch.method} search on {cfg.space.name} ({run.total_steps} steps) on {run.device} in {run_dir}")
     for record in run.fit(max_steps=args.max_steps):
@@ -305,6 +315,14 @@ def _train_differentiable(args: argparse.Namespace) -> int:
         print(f"epoch {record['epoch']} loss {record['loss']:.4f} valid acc {record['valid_acc']:.2f}{truth} "
               f"arch {record['arch']}")
     print(("finished: " if run.done else "paused: ") + f"{run.run_dir} at step {run.step}/{run.total_steps}")
+    return 0
+
+
+def _finish_gm(gm) -> int:
+    result = gm.fit()
+    truth = f" (NB201 truth {result['truth']['value']:.2f})" if "truth" in result else ""
+    print(f"finished: {gm.run_dir}; node {result['node']} won the halving; {result['projection']} projection: "
+          f"{result['arch']}{truth}")
     return 0
 
 

@@ -126,6 +126,7 @@ class ArchConfig:
     tau_max: float = 1.0
     tau_min: float = 0.03
     table: Optional[str] = None
+    projection: str = _choice("argmax", "argmax", "perturbation")
 
 
 @dataclass
@@ -319,6 +320,9 @@ class Config:
             return
         if a.method == "snas" and a.order != 1:
             raise ConfigError("arch.order = 2 (the unrolled hypergradient) is DARTS's; SNAS takes arch.order = 1")
+        if self.fewshot.method == "exhaustive":
+            raise ConfigError(f"fewshot.method = exhaustive is not supported with arch.method = {a.method} "
+                              "(GM-NAS splits, fewshot.method = gm, are)")
         if self.space.name not in ("nb201", "darts"):
             raise ConfigError(f"arch.method = {a.method} runs on the nb201 and darts spaces, not {self.space.name!r}")
         if self.train.lr_policy == "calr":
@@ -329,7 +333,6 @@ class Config:
             raise ConfigError(f"train.optimizer = ms_sgd cannot be used with arch.method = {a.method}: momentum "
                               "separation groups the sampled subnets, and a mixed-op step trains all of them")
         for key, value, plain in (("train.objective", self.train.objective, "supervised"),
-                                  ("fewshot.method", self.fewshot.method, "none"),
                                   ("train.executor", self.train.executor, "auto"),
                                   ("train.micro_batches", self.train.micro_batches, 1)):
             if value != plain:

@@ -89,3 +89,38 @@ def test_projection_keeps_the_op_and_edges_whose_removal_hurts_most():
     assert g.normal[4:6] == (("sep_conv_3x3", 0), ("dil_conv_5x5", 3))
     # node 2 of the normal cell has only two inputs: both kept; other edges kept their first op
     assert [src for _, src in g.normal[0:2]] == [0, 1]
+
+
+def test_gm_search_on_nb201_end_to_end(tmp_path):
+    """GM-NAS + DARTS on digits: two splits (4 leaves), alphas frozen before the last split, fresh children after
+    it, successive halving, perturbation projection inside the winner's mask, and an idempotent resume."""
+    import json
+
+    from nshot.config import Config, from_dict
+    from nshot.train.checkpoint import load_checkpoint
+    from nshot.train.gm_search import GMSearch
+
+    cfg = from_dict(Config, {
+        "space": {"name": "nb201"}, "model": {"C": 2, "N": 1}, "threads": 1, "device": "cpu",
+        "data": {"name": "digits", "train_subset": 64, "eval_subset": 64}, "train": {"epochs": 3, "batch_size": 32},
+        "arch": {"method": "darts", "projection": "perturbation"},
+        "fewshot": {"method": "gm", "split_epochs": [1, 2], "gm_batches": 1}}).validate()
+    run = GMSearch.create(cfg, tmp_path / "gm")
+    result = run.fit()
+    state = json.loads((tmp_path / "gm" / "gm.json").read_text())
+    assert [s["phase"] for s in state["splits"]] == [0, 1, 1] and len(state["leaves"]) == 4
+    first = state["splits"][0]
+    assert sorted(sum(first["groups"], [])) == [0, 1, 2, 3, 4] and len(first["candidates"]) == 6
+    root = load_checkpoint(tmp_path / "gm" / "nodes" / "0" / "checkpoints")
+    fresh = GMSearch(cfg, tmp_path / "other")._open({"id": 0, "mask": None, "parent": None})
+    assert torch.equal(root["alpha"], fresh.alpha.detach())          # alphas fixed until the last split
+    for leaf in state["leaves"]:                                     # the last split's children restarted
+        ck = load_checkpoint(tmp_path / "gm" / "nodes" / str(leaf["id"]) / "checkpoints")
+        assert leaf["epochs"] == 1 and ck["alpha_frozen_until"] == 0 and ck["mask"] is not None
+        parent_split = next(s for s in state["splits"] if s["node"] == leaf["parent"])
+        assert sorted(leaf["mask"][parent_split["edge"]]) in [sorted(g) for g in parent_split["groups"]]
+    winner = next(leaf for leaf in state["leaves"] if leaf["id"] == result["node"])
+    ops = [int(o) for o in __import__("nshot").spaces.get("nb201").decode(result["arch"])]
+    assert all(o in winner["mask"][e] for e, o in enumerate(ops))
+    assert len(state["halving"]["rounds"]) == 2 and result["projection_log"]
+    assert GMSearch.resume(tmp_path / "gm").fit() == result

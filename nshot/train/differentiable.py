@@ -263,7 +263,8 @@ class DifferentiableSearch:
         state = {"format": FORMAT_VERSION, "kind": KIND, "space": self.space_name, "config": _cfg_dict(self.cfg),
                  "step": self.step, "model": self.model.state_dict(), "alpha": self.alpha.detach().cpu(),
                  "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(), "epoch_acc": dict(self._acc),
-                 "mask": self.mask, "alpha_frozen_until": self.alpha_frozen_until, "node": self.node}
+                 "mask": self.mask, "alpha_frozen_until": self.alpha_frozen_until, "node": self.node,
+                 "param_names": [n for n, p in self.model.named_parameters() if p.requires_grad]}
         save_checkpoint(self.run_dir / "checkpoints", state)
 
     # -- one step ----------------------------------------------------------------------------------------
@@ -347,10 +348,13 @@ class DifferentiableSearch:
         return loss.detach(), (logits.detach().argmax(1) == yt).sum(), lr
 
     # -- the loop ----------------------------------------------------------------------------------------
-    def fit(self, max_steps: Optional[int] = None) -> list[dict[str, Any]]:
+    def fit(self, max_steps: Optional[int] = None, until: Optional[int] = None) -> list[dict[str, Any]]:
+        """Train to the end (or ``max_steps`` more steps, or up to step ``until``); returns the epoch records."""
         cfg = self.cfg
         spe = self.steps_per_epoch
         stop_at = self.total_steps if max_steps is None else min(self.total_steps, self.step + max_steps)
+        if until is not None:
+            stop_at = min(stop_at, until)
         records = []
         while self.step < stop_at:
             epoch, start = divmod(self.step, spe)
