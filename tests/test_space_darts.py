@@ -153,3 +153,32 @@ def test_supernet_path_and_mixed_forward_agree_on_one_hot_weights():
     names = net.edge_param_names()
     assert set(names) == {n for n, _ in net.named_parameters() if ".edges." in n}
     assert {e for e, _ in names.values()} == set(range(28))
+
+
+def test_single_path_training_with_ms_runs_on_the_darts_space(tmp_path):
+    """SPOS + MS (grouped by one slot's choice) trains the DARTS supernet path by path; the params of ops that a
+    step's genotype does not use get no gradient and stay unchanged."""
+    from nshot.config import Config, from_dict
+    from nshot.train.trainer import Trainer
+
+    cfg = from_dict(Config, {"space": {"name": "darts"}, "model": {"C": 2, "N": 1}, "threads": 1, "device": "cpu",
+                             "data": {"name": "digits", "train_subset": 32, "eval_subset": 32},
+                             "train": {"epochs": 1, "batch_size": 16, "optimizer": "ms_sgd"},
+                             "diagnostics": {"loss_by_quintile": False}}).validate()
+    tr = Trainer.create(cfg, tmp_path / "run")
+    before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
+    arch = tr.plan(0).archs[0]
+    tr.fit(max_steps=1)
+    g = darts.parse_genotype(arch)
+    used = {(0, darts.edge_index(2 + k // 2, src), op) for k, (op, src) in enumerate(g.normal)}
+    used |= {(1, darts.edge_index(2 + k // 2, src), op) for k, (op, src) in enumerate(g.reduce)}
+    changed_used = 0
+    for name, p in tr.model.named_parameters():
+        parts = name.split(".")
+        if parts[0] == "cells" and parts[2] == "edges":
+            key = (int(tr.model.cells[int(parts[1])].reduction), int(parts[3]), parts[4])
+            changed = not torch.equal(p.detach(), before[name])
+            if key not in used:
+                assert not changed, name
+            changed_used += changed
+    assert tr.step == 1 and changed_used > 0

@@ -144,6 +144,7 @@ def derive(weights_normal: Any, weights_reduce: Any) -> Arch:
 
 
 # -- counts of the stand-alone evaluation network ----------------------------------------------------------------
+@lru_cache(maxsize=4096)
 def _op_count(op: str, c: int, stride: int, size: int) -> tuple[int, int]:
     """(params, MACs) of one eval-network op on ``c`` channels at input size ``size``."""
     out = (size - 1) // stride + 1
@@ -212,6 +213,11 @@ def eval_network_counts(g: Genotype, C: int = 36, num_cells: int = 20, num_class
     return {"params": params, "aux_params": aux_params, "macs": macs}
 
 
+_CHOICES: tuple[tuple[str, ...], ...] = tuple(tuple(f"{op}~{j}" for j in range(node) for op in KEPT_OPS)
+                                             for _ in CELLS for node in range(2, 2 + STEPS) for _slot in range(2))
+_SIZES = tuple(len(c) for c in _CHOICES)
+
+
 @register("darts")
 class DartsSpace(SearchSpace):
     """The DARTS CNN space: 16 decisions (two ``(input, op)`` slots per node and cell), genotype text."""
@@ -220,8 +226,11 @@ class DartsSpace(SearchSpace):
 
     @property
     def choices(self) -> tuple[tuple[str, ...], ...]:
-        return tuple(tuple(f"{op}~{j}" for j in range(node) for op in KEPT_OPS)
-                     for _ in CELLS for node in range(2, 2 + STEPS) for _slot in range(2))
+        return _CHOICES
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return _SIZES
 
     def parse(self, text: str) -> Arch:
         return format_genotype(parse_genotype(text))
