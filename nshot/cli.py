@@ -320,6 +320,9 @@ def _train_differentiable(args: argparse.Namespace) -> int:
 
 def _finish_gm(gm) -> int:
     result = gm.fit()
+    if result is None:
+        print(f"paused: {gm.run_dir}; continue with: nshot train --resume {gm.run_dir}")
+        return 0
     truth = f" (NB201 truth {result['truth']['value']:.2f})" if "truth" in result else ""
     print(f"finished: {gm.run_dir}; node {result['node']} won the halving; {result['projection']} projection: "
           f"{result['arch']}{truth}")

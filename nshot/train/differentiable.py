@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
@@ -356,7 +357,33 @@ class DifferentiableSearch:
         if until is not None:
             stop_at = min(stop_at, until)
         records = []
-        while self.step < stop_at:
+        self._stop = False
+        handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):   # Ctrl-C / SIGTERM: checkpoint after the current step
+            try:
+                handlers[sig] = signal.signal(sig, self.request_stop)
+            except ValueError:   # not in the main thread
+                pass
+        try:
+            self._loop(stop_at, records)
+        finally:
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
+        if self._stop and not self.done:
+            print(f"stopped at step {self.step}/{self.total_steps}; checkpoint saved. Continue with: "
+                  f"nshot train --resume {self.run_dir}")
+        if self.done:
+            self._write_result()
+        return records
+
+    def request_stop(self, *_: Any) -> None:
+        """Ask the loop to checkpoint and return after the current step."""
+        self._stop = True
+
+    def _loop(self, stop_at: int, records: list) -> None:
+        cfg = self.cfg
+        spe = self.steps_per_epoch
+        while self.step < stop_at and not self._stop:
             epoch, start = divmod(self.step, spe)
             t0 = time.perf_counter()
             for idx in epoch_batches(len(self.train_data), cfg.train.batch_size, cfg.seed, epoch, shuffle=True,
@@ -378,13 +405,10 @@ class DifferentiableSearch:
                     records.append(self._end_epoch(epoch))
                     self.save()
                     break
-                if self.step >= stop_at:
+                if self.step >= stop_at or self._stop:
                     a["seconds"] += time.perf_counter() - t0
                     self.save()
                     break
-        if self.done:
-            self._write_result()
-        return records
 
     def _end_epoch(self, epoch: int) -> dict[str, Any]:
         a, n = self._acc, len(self._acc["loss"])

@@ -39,6 +39,16 @@ GM_BATCHES = 26     # random stream of the GM estimate's batches
 SCORE_BATCHES = 4   # held-out batches that score a leaf in successive halving and drive projection
 
 
+class Paused(Exception):
+    """A node was stopped by Ctrl-C / SIGTERM (its checkpoint is saved); the run resumes with --resume."""
+
+
+def _train(node: DifferentiableSearch, until: Optional[int] = None) -> None:
+    node.fit(until=until)
+    if getattr(node, "_stop", False) and not node.done:
+        raise Paused(str(node.run_dir))
+
+
 class GMSearch:
     """A GM-NAS run with differentiable search in ``run_dir``; :meth:`create` or :meth:`resume`, then :meth:`fit`."""
 
@@ -107,7 +117,14 @@ class GMSearch:
         return self.splits[-1] * spe
 
     # -- the run -----------------------------------------------------------------------------------------
-    def fit(self) -> dict[str, Any]:
+    def fit(self) -> Optional[dict[str, Any]]:
+        """Run to the end and return ``result.json``'s content; None when Ctrl-C / SIGTERM paused a node."""
+        try:
+            return self._fit()
+        except Paused:
+            return None
+
+    def _fit(self) -> dict[str, Any]:
         st = self.state
         while st["phase"] < len(self.splits):
             k = st["phase"]
@@ -116,7 +133,7 @@ class GMSearch:
                 if k == 0 and leaf["id"] == 0:
                     leaf.setdefault("frozen", self._frozen_until(self._spe()))
                 node = self._open(leaf)
-                node.fit(until=end * node.steps_per_epoch)
+                _train(node, end * node.steps_per_epoch)
             self._split_all(k)
         if st["halving"] is None:
             self._halve()
@@ -210,10 +227,10 @@ class GMSearch:
 
         def train(key: str, epochs: int) -> None:   # absolute targets: a resumed node does not train twice
             done[key] += 1
-            nodes[key].fit(until=start[key] + done[key] * epochs * spe)
+            _train(nodes[key], start[key] + done[key] * epochs * spe)
 
         winner, history = successive_halving(list(nodes), train, lambda key: self._score(nodes[key]), chunk, rounds)
-        nodes[winner].fit()
+        _train(nodes[winner])
         st["halving"] = {"winner": int(winner), "epochs_per_round": chunk, "rounds": history}
         self._save()
 
