@@ -193,3 +193,22 @@ def test_auxiliary_head_and_cutout():
     net.train()
     with pytest.raises(ValueError, match="auxiliary head needs feature maps of at least 5x5"):
         net(torch.randn(2, 3, 8, 8))
+
+
+def test_stop_request_checkpoints_after_the_current_step(tmp_path, capsys):
+    run = diff.DifferentiableSearch.create(_cfg(), tmp_path / "run")
+    step = run.weight_step
+
+    def stop_after_second(t, x, y):
+        out = step(t, x, y)
+        if t == 1:
+            run.request_stop()          # what SIGINT / SIGTERM call
+        return out
+
+    run.weight_step = stop_after_second
+    run.fit()
+    assert run.step == 2 and not run.done and "nshot train --resume" in capsys.readouterr().out
+    again = diff.DifferentiableSearch.resume(tmp_path / "run")
+    assert again.step == 2 and torch.equal(again.alpha, run.alpha)
+    again.fit()
+    assert again.done and (tmp_path / "run" / "result.json").is_file()
