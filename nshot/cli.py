@@ -289,7 +289,11 @@ def _train_differentiable(args: argparse.Namespace) -> int:
 
     from .config import ConfigError, load_config
     from .train.differentiable import DifferentiableSearch
+    from .train.distributed import from_env
     from .train.gm_search import GMSearch
+    if from_env().enabled:
+        raise ConfigError("differentiable search (arch.method) runs in one process; torchrun is for single-path "
+                          "supernets")
     if args.resume:
         if args.config or args.overrides:
             raise ConfigError("a differentiable search resumes with its own config: no config file or overrides")
