@@ -314,10 +314,12 @@ def _train_differentiable(args: argparse.Namespace) -> int:
             return _finish_gm(GMSearch.create(cfg, run_dir))
         run = DifferentiableSearch.create(cfg, run_dir)
         print(f"{cfg.arch.method} search on {cfg.space.name} ({run.total_steps} steps) on {run.device} in {run_dir}")
-    for record in run.fit(max_steps=args.max_steps):
+    def show(record: dict) -> None:
         truth = f" truth {record['truth']:.2f}" if "truth" in record else ""
         print(f"epoch {record['epoch']} loss {record['loss']:.4f} valid acc {record['valid_acc']:.2f}{truth} "
-              f"arch {record['arch']}")
+              f"arch {record['arch']}", flush=True)
+
+    run.fit(max_steps=args.max_steps, on_epoch=show)
     print(("finished: " if run.done else "paused: ") + f"{run.run_dir} at step {run.step}/{run.total_steps}")
     return 0
 

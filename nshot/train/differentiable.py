@@ -349,8 +349,11 @@ class DifferentiableSearch:
         return loss.detach(), (logits.detach().argmax(1) == yt).sum(), lr
 
     # -- the loop ----------------------------------------------------------------------------------------
-    def fit(self, max_steps: Optional[int] = None, until: Optional[int] = None) -> list[dict[str, Any]]:
-        """Train to the end (or ``max_steps`` more steps, or up to step ``until``); returns the epoch records."""
+    def fit(self, max_steps: Optional[int] = None, until: Optional[int] = None,
+            on_epoch: Optional[Callable[[dict[str, Any]], None]] = None) -> list[dict[str, Any]]:
+        """Train to the end (or ``max_steps`` more steps, or up to step ``until``); ``on_epoch`` gets each epoch's
+        record as it is written; returns the epoch records."""
+        self._on_epoch = on_epoch
         cfg = self.cfg
         spe = self.steps_per_epoch
         stop_at = self.total_steps if max_steps is None else min(self.total_steps, self.step + max_steps)
@@ -403,6 +406,8 @@ class DifferentiableSearch:
                 if self.step % spe == 0:
                     a["seconds"] += time.perf_counter() - t0
                     records.append(self._end_epoch(epoch))
+                    if self._on_epoch is not None:
+                        self._on_epoch(records[-1])
                     self.save()
                     break
                 if self.step >= stop_at or self._stop:
@@ -411,6 +416,7 @@ class DifferentiableSearch:
                     break
 
     def _end_epoch(self, epoch: int) -> dict[str, Any]:
+        """Write the epoch's record (metrics.jsonl) and return it."""
         a, n = self._acc, len(self._acc["loss"])
         probs = self.probs().cpu()
         arch = derive(self.space_name, probs)
