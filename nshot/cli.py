@@ -104,14 +104,18 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("overrides", nargs="*", help="key.sub=value overrides of the data/device settings")
     a.add_argument("--config", help="YAML config for data/device (default: the run's config, else defaults)")
     a.add_argument("--run-dir", help="where to write (default runs/arch-<time>)")
-    a.add_argument("--epochs", type=_positive_int, default=200)
-    a.add_argument("--batch-size", type=_positive_int, default=256)
-    a.add_argument("--lr", type=float, default=0.1)
-    a.add_argument("--weight-decay", type=float, default=5e-4)
-    a.add_argument("--C", type=_positive_int, default=16,
-                   help="NB201: channels of the first stage (default 16, the benchmark network); other spaces train "
-                        "the run's own model (model.widths etc.)")
-    a.add_argument("--N", type=_positive_int, default=5, help="NB201: cells per stage (default 5)")
+    a.add_argument("--epochs", type=_positive_int, help="default 200 (or the config's standalone.epochs)")
+    a.add_argument("--batch-size", type=_positive_int, help="default 256")
+    a.add_argument("--lr", type=float, help="default 0.1")
+    a.add_argument("--weight-decay", type=float, help="default 5e-4")
+    a.add_argument("--C", type=_positive_int,
+                   help="NB201: channels of the first stage (default 16, the benchmark network; DARTS space: 36); "
+                        "macro / proxyless spaces train the run's own model (model.widths etc.)")
+    a.add_argument("--N", type=_positive_int, help="default 5 (DARTS space: 6, i.e. 20 cells)")
+    a.add_argument("--aux-weight", type=float, help="DARTS: auxiliary head loss weight (default 0: no head)")
+    a.add_argument("--cutout", type=int, help="cutout square size (default 0: none)")
+    a.add_argument("--drop-path", type=float, help="DARTS: final drop-path probability (default 0)")
+    a.add_argument("--grad-clip", type=float, help="gradient norm clip (default none)")
 
     rep = sub.add_parser("report", help="write RUN/report.html (plots and tables of a run)",
                          description="One self-contained HTML page: training curves, lr used, score vs ground "
@@ -259,7 +263,7 @@ def _cmd_train_arch(args: argparse.Namespace) -> int:
 
     from .config import load_config
     from .train.standalone import StandaloneConfig
-    from .train.train_arch import resolve_arch, train_arch
+    from .train.train_arch import resolve_arch, standalone_settings, train_arch
 
     cfg_path = args.config
     if cfg_path is None and Path(args.arch).is_dir() and (Path(args.arch) / "config.yaml").is_file():
@@ -267,9 +271,8 @@ def _cmd_train_arch(args: argparse.Namespace) -> int:
     cfg = load_config(cfg_path, args.overrides)
     from . import spaces
     arch, source = resolve_arch(args.arch, spaces.for_config(cfg))
-    sa = StandaloneConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                          C=args.C, N=args.N, augment=cfg.data.augment, crop_padding=cfg.data.crop_padding,
-                          flip=cfg.data.flip)
+    sa = StandaloneConfig(**standalone_settings(args, cfg), augment=cfg.data.augment,
+                          crop_padding=cfg.data.crop_padding, flip=cfg.data.flip)
     run_dir = args.run_dir or f"runs/arch-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"training {arch} from scratch ({sa.epochs} epochs) in {run_dir}")
     result = train_arch(arch, cfg, sa, run_dir, source)
@@ -320,6 +323,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"resuming few-shot run {args.resume}")
         run.fit()
         return _finish_fewshot(run)
+    if _differentiable(args, cfg):
+        return _train_differentiable(args, cfg)
     if args.resume:
         if any("=" not in o for o in overrides):
             raise ConfigError("--resume takes no config file: the run's own config is used (overrides of "
@@ -355,6 +360,73 @@ def _finish_fewshot(run) -> int:
     from .errors import INTERRUPTED
     print(("finished: " if run.done else "paused: ") + str(run.run_dir))
     return 0 if run.done else INTERRUPTED
+
+
+def _differentiable(args: argparse.Namespace, cfg) -> bool:
+    """Whether ``nshot train`` starts (``cfg``, the loaded config) or resumes a differentiable search
+    (``arch.method`` darts or snas)."""
+    from pathlib import Path
+
+    from .config import load_config
+    if args.resume:
+        path = Path(args.resume) / "config.yaml"
+        return path.is_file() and load_config(path).arch.method != "none"
+    return cfg.arch.method != "none"
+
+
+def _train_differentiable(args: argparse.Namespace, cfg) -> int:
+    """``nshot train`` for DARTS / SNAS (``cfg``: the loaded config of a new run): :class:`nshot.train.differentiable.DifferentiableSearch`."""
+    import time
+    from pathlib import Path
+
+    from .config import ConfigError
+    from .errors import INTERRUPTED
+    from .train.differentiable import DifferentiableSearch
+    from .train.distributed import from_env
+    from .train.gm_search import GMSearch
+    if from_env().enabled:
+        raise ConfigError("differentiable search (arch.method) runs in one process; torchrun is for single-path "
+                          "supernets")
+    if args.resume:
+        if args.config or args.overrides:
+            raise ConfigError("a differentiable search resumes with its own config: no config file or overrides")
+        if (Path(args.resume) / "gm.json").is_file():
+            gm = GMSearch.resume(args.resume)
+            print(f"resuming GM-NAS + {gm.cfg.arch.method} run {args.resume}")
+            return _finish_gm(gm)
+        run = DifferentiableSearch.resume(args.resume)
+        print(f"resuming {args.resume} at step {run.step}/{run.total_steps}")
+    else:
+        run_dir = args.run_dir or cfg.run.dir or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        cfg.run.dir = str(run_dir)
+        if cfg.fewshot.method == "gm":
+            if args.max_steps:
+                raise ConfigError("--max-steps is not supported for GM-NAS runs (Ctrl-C pauses them)")
+            print(f"GM-NAS + {cfg.arch.method} on {cfg.space.name} in {run_dir}")
+            return _finish_gm(GMSearch.create(cfg, run_dir))
+        run = DifferentiableSearch.create(cfg, run_dir)
+        print(f"{cfg.arch.method} search on {cfg.space.name} ({run.total_steps} steps) on {run.device} in {run_dir}")
+    def show(record: dict) -> None:
+        truth = f" truth {record['truth']:.2f}" if "truth" in record else ""
+        print(f"epoch {record['epoch']} loss {record['loss']:.4f} valid acc {record['valid_acc']:.2f}{truth} "
+              f"arch {record['arch']}", flush=True)
+
+    run.fit(max_steps=args.max_steps, on_epoch=show)
+    print(("finished: " if run.done else "paused: ") + f"{run.run_dir} at step {run.step}/{run.total_steps}")
+    return 0 if run.done or args.max_steps else INTERRUPTED
+
+
+def _finish_gm(gm) -> int:
+    """Run a GM-NAS differentiable search to its end; 130 when a signal paused it."""
+    from .errors import INTERRUPTED
+    result = gm.fit()
+    if result is None:
+        print(f"paused: {gm.run_dir}; continue with: nshot train --resume {gm.run_dir}")
+        return INTERRUPTED
+    truth = f" (NB201 truth {result['truth']['value']:.2f})" if "truth" in result else ""
+    print(f"finished: {gm.run_dir}; node {result['node']} won the halving; {result['projection']} projection: "
+          f"{result['arch']}{truth}")
+    return 0
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:

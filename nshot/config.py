@@ -28,8 +28,8 @@ def _choice(default: str, *allowed: str):
 @dataclass
 class SpaceConfig:
     """Which search space: ``nb201``, ``macro`` (NAS-Bench-Macro), ``proxyless`` (ProxylessNAS-style) or
-    ``bottleneck`` (Pi-NAS's split-attention bottleneck blocks, CIFAR scale)."""
-    name: str = _choice("nb201", "nb201", "macro", "proxyless", "bottleneck")
+    ``bottleneck`` (Pi-NAS's split-attention bottleneck blocks, CIFAR scale) or ``darts`` (the DARTS CNN cells)."""
+    name: str = _choice("nb201", "nb201", "macro", "proxyless", "bottleneck", "darts")
 
 
 @dataclass
@@ -112,6 +112,41 @@ class TrainConfig:
 
 
 @dataclass
+class ArchConfig:
+    """Architecture parameters (differentiable search, :mod:`nshot.train.differentiable`): ``method`` none (a
+    single-path recipe), ``darts`` (softmax mixed op) or ``snas`` (Gumbel-softmax samples); alphas trained with
+    Adam on the held-out half, weights with SGD on the training half, alternately."""
+    method: str = _choice("none", "none", "darts", "snas")
+    order: int = 1
+    lr: float = 3e-4
+    weight_decay: float = 1e-3
+    beta1: float = 0.5
+    beta2: float = 0.999
+    init_std: float = 1e-3
+    tau_max: float = 1.0
+    tau_min: float = 0.03
+    table: Optional[str] = None
+    projection: str = _choice("argmax", "argmax", "perturbation")
+
+
+@dataclass
+class StandaloneSection:
+    """``nshot train-arch`` settings a config may carry; a command-line flag wins, null = the built-in default
+    (NB201 protocol; DARTS space: C 36, N 6)."""
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    weight_decay: Optional[float] = None
+    nesterov: Optional[bool] = None
+    C: Optional[int] = None
+    N: Optional[int] = None
+    aux_weight: Optional[float] = None
+    cutout: Optional[int] = None
+    drop_path: Optional[float] = None
+    grad_clip: Optional[float] = None
+
+
+@dataclass
 class CaLRConfig:
     """Complexity-aware LR (decision 3): lr_t(a) = lr_min + (lr - lr_min) (1 - t/T)^gamma(a), gamma linear in
     log C(a) from gamma_max (least complex subnet) to 1/gamma_max (most complex)."""
@@ -191,6 +226,8 @@ class Config:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     calr: CaLRConfig = field(default_factory=CaLRConfig)
+    arch: ArchConfig = field(default_factory=ArchConfig)
+    standalone: StandaloneSection = field(default_factory=StandaloneSection)
     ms: MSConfig = field(default_factory=MSConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     pinas: PiNASConfig = field(default_factory=PiNASConfig)
@@ -256,12 +293,48 @@ class Config:
         if self.train.objective == "pinas" and self.train.sampler != "pair":
             raise ConfigError(f"train.objective = pinas needs train.sampler = pair (two paths that differ at every "
                               f"decision), got {self.train.sampler!r}")
+        self._check_arch()
         if self.optim.nesterov and self.optim.momentum == 0:
             raise ConfigError("optim.nesterov = true needs optim.momentum > 0")
         self._check_space_options()
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
             raise ConfigError(f"device = {self.device!r} is invalid: expected auto, cpu, cuda or cuda:N")
         return self
+
+    def _check_arch(self) -> None:
+        """Differentiable search (``arch.method``): its values, and the recipes it cannot be combined with."""
+        a = self.arch
+        for key, ok, expected in [("arch.order", a.order in (1, 2), "1 (first order) or 2 (second order)"),
+                                  ("arch.lr", a.lr > 0, "a positive number"),
+                                  ("arch.weight_decay", a.weight_decay >= 0, "a number >= 0"),
+                                  ("arch.beta1", 0 <= a.beta1 < 1, "a number in [0, 1)"),
+                                  ("arch.beta2", 0 <= a.beta2 < 1, "a number in [0, 1)"),
+                                  ("arch.init_std", a.init_std >= 0, "a number >= 0"),
+                                  ("arch.tau_min", 0 < a.tau_min <= a.tau_max, "a number in (0, arch.tau_max]")]:
+            if not ok:
+                raise ConfigError(f"{key} = {_get(self, key)!r} is invalid: expected {expected}")
+        if a.method == "none":
+            return
+        if a.method == "snas" and a.order != 1:
+            raise ConfigError("arch.order = 2 (the unrolled hypergradient) is DARTS's; SNAS takes arch.order = 1")
+        if self.fewshot.method == "exhaustive":
+            raise ConfigError(f"fewshot.method = exhaustive is not supported with arch.method = {a.method} "
+                              "(GM-NAS splits, fewshot.method = gm, are)")
+        if self.space.name not in ("nb201", "darts"):
+            raise ConfigError(f"arch.method = {a.method} runs on the nb201 and darts spaces, not {self.space.name!r}")
+        if self.train.lr_policy == "calr":
+            raise ConfigError(f"train.lr_policy = calr cannot be used with arch.method = {a.method}: CaLR gives each "
+                              "sampled subnet its own learning-rate schedule (CVPR 2025), which does not apply "
+                              "when all subnets train jointly through architecture weights")
+        if self.train.optimizer == "ms_sgd":
+            raise ConfigError(f"train.optimizer = ms_sgd cannot be used with arch.method = {a.method}: momentum "
+                              "separation groups the sampled subnets, and a mixed-op step trains all of them")
+        for key, value, plain in (("train.objective", self.train.objective, "supervised"),
+                                  ("train.executor", self.train.executor, "auto"),
+                                  ("train.micro_batches", self.train.micro_batches, 1)):
+            if value != plain:
+                raise ConfigError(f"{key} = {value!r} is not supported with arch.method = {a.method} "
+                                  f"(use {plain!r})")
 
     def _check_space_options(self) -> None:
         """The ``model.*`` options must be ones the space takes and fit together (e.g. proxyless ``widths``,

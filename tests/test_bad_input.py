@@ -263,7 +263,7 @@ def test_a_damaged_last_falls_back_to_prev_and_prev_is_kept(run, capsys):
     (lambda s: s.update(format=99), "checkpoint format 99"),
     (lambda s: s.update(kind="standalone"), "kind 'standalone'"),
     (lambda s: s.update(space="nats_sss"), "checkpoint is for space 'nats_sss', its config says 'nb201'"),
-    (lambda s: s["config"]["space"].update(name="darts"), "space.name = 'darts' is invalid"),
+    (lambda s: s["config"]["space"].update(name="nasbench101"), "space.name = 'nasbench101' is invalid"),
     (lambda s: s["config"]["train"].update(epochz=3), "unknown config key 'train.epochz'"),
 ])
 def test_checkpoints_of_another_space_or_format_are_refused(edit, message, run, table, capsys):

@@ -86,7 +86,7 @@ def test_supernet_needs_an_architecture_it_holds():
     with pytest.raises(ValueError, match="unknown op"):
         net(x, "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|")
     with pytest.raises(ValueError, match="no supernet for space"):
-        build_supernet("darts")
+        build_supernet("nasbench101")
 
 
 def test_export_refuses_mismatched_networks():

@@ -12,13 +12,15 @@ from .nb201 import NB201Cell, NB201Network, nb201_standalone, nb201_supernet
 from .ops import STANDALONE_BN, BNConfig
 from .proxyless import proxyless_standalone, proxyless_supernet
 from .bottleneck import BottleneckNetwork, bottleneck_standalone, bottleneck_supernet
+from .darts import DartsNetwork, DartsSupernet, darts_standalone, darts_supernet
 
 _SUPERNETS: dict[str, Callable[..., nn.Module]] = {"nb201": nb201_supernet, "macro": macro_supernet,
                                                     "proxyless": proxyless_supernet,
-                                                    "bottleneck": bottleneck_supernet}
+                                                    "bottleneck": bottleneck_supernet, "darts": darts_supernet}
 _STANDALONE: dict[str, Callable[..., nn.Module]] = {"nb201": nb201_standalone, "macro": macro_standalone,
                                                      "proxyless": proxyless_standalone,
-                                                     "bottleneck": bottleneck_standalone}
+                                                     "bottleneck": bottleneck_standalone,
+                                                     "darts": darts_standalone}
 
 
 def build_supernet(space: str, *, candidates: Optional[Sequence[Sequence[int]]] = None, **kwargs) -> nn.Module:
@@ -41,6 +43,6 @@ def build_standalone(space: str, arch: str, **kwargs) -> nn.Module:
     return builder(arch, **kwargs)
 
 
-__all__ = ["BNConfig", "STANDALONE_BN", "LayerwiseNetwork", "MBConv", "NB201Cell", "NB201Network", "build_standalone",
+__all__ = ["DartsNetwork", "DartsSupernet", "darts_standalone", "darts_supernet", "BNConfig", "STANDALONE_BN", "LayerwiseNetwork", "MBConv", "NB201Cell", "NB201Network", "build_standalone",
            "BottleneckNetwork", "bottleneck_standalone", "bottleneck_supernet", "build_supernet", "export_subnet", "macro_standalone", "macro_supernet", "nb201_standalone", "nb201_supernet",
            "proxyless_standalone", "proxyless_supernet"]

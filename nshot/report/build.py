@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional, Union
 import yaml
 
 from . import plots
+from .alphas import differentiable_figures
 from .cell_drawing import draw_arch, op_legend
 from .html import (NA, Markup, code, esc, figure, fmt_compact, fmt_duration, fmt_num, fmt_value, is_number,
                    kv_table, note, page, table, to_float, with_code)
@@ -383,6 +384,8 @@ def _training_section(ctx: _Ctx) -> str:
                              "Cosine between each update direction and the momentum buffer it joins (epoch mean; "
                              "with MS, the buffer of the step's group): near 0 = noisy momentum."))
     parts.append('<div class="grid2">' + "".join(row) + "</div>")
+    parts.extend(differentiable_figures(ctx.image, ctx.space, recs))   # DARTS / SNAS runs: alphas, derived truth
+    extra = [k for k in extra if k not in ("alphas", "truth")]
     if extra:
         parts.append(Markup(f'<p class="muted">Also recorded per epoch (not plotted): {esc(", ".join(extra))}.</p>'))
     return _section(ctx, "training", "Training", "\n".join(parts))

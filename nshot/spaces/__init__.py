@@ -5,6 +5,7 @@ from . import nb201  # noqa: F401  (registers "nb201")
 from . import macro  # noqa: F401  (registers "macro")
 from . import proxyless  # noqa: F401  (registers "proxyless")
 from . import bottleneck  # noqa: F401  (registers "bottleneck")
+from . import darts  # noqa: F401  (registers "darts")
 from .bottleneck import BottleneckSpace
 from .macro import MacroSpace
 from .nb201 import NB201Space

@@ -38,7 +38,7 @@ class Complexity:
 
     def _compute_stats(self) -> tuple[float, float, np.ndarray]:
         if self._stats is None:
-            if len(self.space) <= _ENUMERATE_LIMIT:
+            if math.prod(self.space.sizes) <= _ENUMERATE_LIMIT:   # len() overflows for huge spaces (DARTS)
                 values = np.fromiter((self(a) for a in self.space.enumerate()), dtype=float)
                 lo, hi = float(values.min()), float(values.max())
             else:

@@ -12,12 +12,18 @@ from ..data import ImageData, epoch_batches, num_batches, train_input
 from ..nn import build_standalone
 from ..score import evaluate_arch
 from . import rng
+from ..data.cutout import cutout
 from .lr import CosineLR
+
+CUTOUT = 24      # random streams (nshot.train.rng) of the DARTS evaluation protocol
+DROP_PATH = 25
 
 
 @dataclass
 class StandaloneConfig:
-    """NB201 benchmark protocol by default: 200 epochs, lr 0.1 cosine, wd 5e-4, batch 256, Nesterov."""
+    """NB201 benchmark protocol by default: 200 epochs, lr 0.1 cosine, wd 5e-4, batch 256, Nesterov. DARTS's
+    evaluation protocol adds ``aux_weight`` 0.4 (the auxiliary head's loss weight; 0: no head), ``cutout`` 16,
+    ``drop_path`` 0.2 (raised linearly from 0 over the epochs) and ``grad_clip`` 5."""
     epochs: int = 200
     batch_size: int = 256
     lr: float = 0.1
@@ -30,6 +36,10 @@ class StandaloneConfig:
     flip: bool = True
     C: int = 16
     N: int = 5
+    aux_weight: float = 0.0
+    cutout: int = 0
+    drop_path: float = 0.0
+    grad_clip: Optional[float] = None
 
 
 def train_standalone(space: str, arch: str, train: ImageData, evald: ImageData, cfg: StandaloneConfig,
@@ -45,8 +55,11 @@ def train_standalone(space: str, arch: str, train: ImageData, evald: ImageData, 
         torch.manual_seed(rng.torch_seed(seed, rng.INIT, 1))
         if shape is None:
             shape = {k: getattr(cfg, k) for k in ("C", "N") if k in spaces.get(space, **(options or {})).shape_options}
-        net = build_standalone(space, arch, **(options or {}), **shape, num_classes=train.num_classes,
+        extra = {"auxiliary": cfg.aux_weight > 0} if space == "darts" else {}
+        net = build_standalone(space, arch, **(options or {}), **shape, **extra, num_classes=train.num_classes,
                                in_channels=train.x.shape[1]).to(device)
+    if (cfg.aux_weight > 0 or cfg.drop_path > 0) and space != "darts":
+        raise ValueError(f"aux_weight and drop_path apply to DARTS networks, not to space {space!r}")
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)
     policy = CosineLR(cfg.lr, cfg.lr_min)
@@ -56,16 +69,29 @@ def train_standalone(space: str, arch: str, train: ImageData, evald: ImageData, 
     step = 0
     for epoch in range(cfg.epochs):
         net.train()
+        if cfg.drop_path > 0:
+            net.drop_path_prob = cfg.drop_path * epoch / cfg.epochs   # DARTS: linear ramp from 0
         for idx in epoch_batches(len(train), cfg.batch_size, seed, epoch):
             idx = idx.to(device)
             xb = train.x[idx]
             # images stored larger than the evaluation images (image folders) get random-resized crops to that size
             x = train_input(xb, train.mean, train.std, rng.torch_seed(seed, rng.AUGMENT, step), cfg.augment,
                             cfg.crop_padding, cfg.flip, evald.x.shape[-1])
+            if cfg.cutout:
+                x = cutout(x, cfg.cutout, rng.torch_seed(seed, CUTOUT, step))
+            if cfg.drop_path > 0:
+                net.generator = torch.Generator().manual_seed(rng.torch_seed(seed, DROP_PATH, step))
             for g in opt.param_groups:
                 g["lr"] = policy(step, total)
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(net(x), train.y[idx]).backward()
+            out = net(x)
+            if isinstance(out, tuple):        # DARTS evaluation network in training: (logits, auxiliary logits)
+                loss = F.cross_entropy(out[0], train.y[idx]) + cfg.aux_weight * F.cross_entropy(out[1], train.y[idx])
+            else:
+                loss = F.cross_entropy(out, train.y[idx])
+            loss.backward()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
             opt.step()
             step += 1
         if on_epoch is not None:

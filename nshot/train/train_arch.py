@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 
@@ -22,6 +22,10 @@ def resolve_arch(arch_or_run: str, space: Union[str, SearchSpace]) -> tuple[str,
     e.g. ``spaces.for_config(cfg)`` for a proxyless space with its own depths)."""
     sp = spaces.get(space) if isinstance(space, str) else space
     p = Path(arch_or_run)
+    if p.is_dir() and not (p / "search.json").is_file() and (p / "result.json").is_file():
+        derived = json.loads((p / "result.json").read_text())   # a differentiable search: its derived architecture
+        if "method" in derived and "arch" in derived:
+            return sp.parse(derived["arch"]), p
     if p.is_dir():
         found = p / "search.json"
         if not found.is_file():
@@ -41,6 +45,22 @@ def network_shape(cfg: Config, sa: StandaloneConfig) -> dict:
     if "C" in space.shape_options:
         return {k: getattr(sa, k) for k in ("C", "N") if k in space.shape_options}
     return spaces.shape_from_config(cfg)
+
+
+_FLAGS = {"epochs": 200, "batch_size": 256, "lr": 0.1, "weight_decay": 5e-4, "nesterov": True, "C": 16, "N": 5,
+          "aux_weight": 0.0, "cutout": 0, "drop_path": 0.0, "grad_clip": None}
+_SPACE_DEFAULTS = {"darts": {"C": 36, "N": 6}}
+
+
+def standalone_settings(args: Any, cfg: Config) -> dict[str, Any]:
+    """The stand-alone protocol: a command-line flag (``args.<key>``, None when not given) wins over the config's
+    ``standalone.<key>``, which wins over the built-in default (NB201 protocol; the DARTS space's C 36, N 6)."""
+    out = {}
+    for key, default in _FLAGS.items():
+        flag = getattr(args, key, None)
+        value = flag if flag is not None else getattr(cfg.standalone, key)
+        out[key] = value if value is not None else _SPACE_DEFAULTS.get(cfg.space.name, {}).get(key, default)
+    return out
 
 
 def train_arch(arch: str, cfg: Config, sa: StandaloneConfig, run_dir: Union[str, Path],

@@ -1,0 +1,191 @@
+"""GM-NAS with differentiable search: soft-weight gradient matching, the DARTS-space partition, successive
+halving among sub-supernets and DARTS-PT-style projection.
+
+* :func:`soft_gm_distances`: for the edge under test, the op-weight table is the current softmax of the alphas
+  with that edge's row zeroed except op o, which keeps its own softmax weight; the gradients of every shared
+  weight except the edge's own ops are compared between ops (1 - cos, averaged over batches), as GM-NAS's
+  DARTS/SNAS code does.
+* :func:`darts_partition`: every split of an edge's ops into S and its complement with 2 <= |S| <= n/2 (1 <= |S|
+  when fewer than 4 ops are left), minimal summed within-group distance; :func:`choose_soft_split` picks the edge
+  whose best split has the *smallest* within-group distance (the sign convention of GM-NAS's DARTS-space code;
+  normal and reduction edges are both candidates).
+* :func:`successive_halving`: train the candidates a budget, keep the better half by held-out accuracy, repeat.
+* :func:`project_ops` / :func:`project_topology`: DARTS-PT's perturbation-based selection: on each edge remove
+  one op at a time (its weight set to 0) and keep the op whose removal lowers held-out accuracy most; on the
+  DARTS space then keep, per node, the two input edges whose removal hurts most.
+"""
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..spaces import darts as darts_space
+from .differentiable import mixed_logits
+from .gradmatch import cosine_distance_matrix
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def edge_param_names(model: torch.nn.Module, edge: int) -> set[str]:
+    """Parameters of the candidate ops of alpha-table row ``edge`` (DARTS supernet: 0..27; NB201: edge in every
+    cell)."""
+    own = getattr(model, "edge_param_names", None)
+    if callable(own):
+        return {n for n, (e, _) in own().items() if e == edge}
+    marker = f".edges.{edge}."
+    return {n for n, _ in model.named_parameters() if marker in f".{n}"}
+
+
+def soft_gm_distances(model: torch.nn.Module, probs: torch.Tensor, edge: int, ops: Sequence[int],
+                      batches: Iterable[Batch]) -> np.ndarray:
+    """Mean over ``batches`` of the pairwise 1 - cos distances between the shared-weight gradients obtained with
+    each op of ``ops`` alone on ``edge`` (at its softmax weight ``probs[edge, o]``), the other edges at ``probs``."""
+    excluded = edge_param_names(model, edge)
+    names = [n for n, p in model.named_parameters() if p.requires_grad and n not in excluded]
+    params = dict(model.named_parameters())
+    total, count = np.zeros((len(ops), len(ops))), 0
+    was = model.training
+    model.train()
+    for x, y in batches:
+        grads = []
+        for o in ops:
+            w = probs.detach().clone()
+            w[edge] = 0.0
+            w[edge, o] = probs[edge, o]
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(mixed_logits(model, x, w), y).backward()
+            grads.append(torch.cat([params[n].grad.reshape(-1) if params[n].grad is not None
+                                    else torch.zeros(params[n].numel(), device=x.device) for n in names]))
+        model.zero_grad(set_to_none=True)
+        total += cosine_distance_matrix(grads)
+        count += 1
+    model.train(was)
+    if not count:
+        raise ValueError("gradient matching needs at least one batch")
+    return total / count
+
+
+def darts_partition(distances: np.ndarray) -> tuple[list[list[int]], float]:
+    """The 2-way split of items 0..n-1 with the smallest summed within-group distance, over every subset S with
+    2 <= |S| <= n/2 (1 <= |S| when n < 4) and its complement; returns (groups, within-group distance)."""
+    d = np.asarray(distances, dtype=float)
+    n = len(d)
+    if n < 2:
+        raise ValueError("an edge with fewer than 2 allowed ops cannot be split")
+    lo = 2 if n >= 4 else 1
+    best: Optional[tuple[float, list[int]]] = None
+    for size in range(lo, n // 2 + 1):
+        for first in combinations(range(n), size):
+            if 2 * size == n and 0 not in first:      # each equal-size split once
+                continue
+            rest = [i for i in range(n) if i not in first]
+            intra = sum(d[i, j] for i, j in combinations(first, 2)) + sum(d[i, j] for i, j in combinations(rest, 2))
+            if best is None or intra < best[0] - 1e-12:
+                best = (float(intra), list(first))
+    assert best is not None
+    first = best[1]
+    return [first, [i for i in range(n) if i not in first]], best[0]
+
+
+def choose_soft_split(distances_by_edge: dict[int, tuple[Sequence[int], np.ndarray]]) -> dict:
+    """The edge to split among ``{edge: (ops, distance matrix)}``: the one whose best partition has the smallest
+    within-group distance (ties: the lower edge). Returns the decision, its op groups and every candidate's."""
+    report = {}
+    for e, (ops, d) in distances_by_edge.items():
+        if len(ops) < 2:
+            continue
+        parts, intra = darts_partition(d)
+        report[e] = {"ops": list(ops), "distances": np.asarray(d).tolist(), "intra": intra,
+                     "groups": [[list(ops)[i] for i in p] for p in parts]}
+    if not report:
+        raise ValueError("no edge has two or more allowed ops left to split")
+    chosen = min(report, key=lambda e: (report[e]["intra"], e))
+    return {"decision": chosen, "groups": report[chosen]["groups"], "candidates": report}
+
+
+def successive_halving(candidates: Sequence[str], train: Callable[[str, int], None],
+                       score: Callable[[str], float], budget: int, rounds: Optional[int] = None) -> tuple[str, list]:
+    """Keep the better half of ``candidates`` (by ``score``, higher is better; ties: the earlier) after each
+    round of ``train(candidate, budget)``, until one is left; returns (winner, per-round scores)."""
+    alive = list(candidates)
+    history = []
+    r = 0
+    while len(alive) > 1 and (rounds is None or r < rounds):
+        for c in alive:
+            train(c, budget)
+        scores = {c: float(score(c)) for c in alive}
+        history.append(scores)
+        keep = max(1, len(alive) // 2)
+        alive = sorted(alive, key=lambda c: (-scores[c], alive.index(c)))[:keep]
+        r += 1
+    return alive[0], history
+
+
+@torch.no_grad()
+def _accuracy(model: torch.nn.Module, weights: torch.Tensor, batches: Sequence[Batch]) -> float:
+    correct = total = 0
+    for x, y in batches:
+        correct += int((mixed_logits(model, x, weights).argmax(1) == y).sum())
+        total += len(y)
+    return 100.0 * correct / max(total, 1)
+
+
+def project_ops(model: torch.nn.Module, probs: torch.Tensor, batches: Sequence[Batch],
+                order: Optional[Sequence[int]] = None, exclude: Sequence[int] = ()) -> tuple[torch.Tensor, list[dict]]:
+    """DARTS-PT op selection, one edge at a time (in ``order``): for each op with non-zero weight, held-out
+    accuracy with that op removed; the edge keeps (one-hot) the op whose removal hurts most (ties: the lower
+    op). Ops in ``exclude`` (the DARTS space's ``none``: 0) are removed first and never kept. Returns the
+    projected table and per edge the accuracies. (DARTS-PT also fine-tunes the supernet between projections;
+    this does not.)"""
+    w = probs.detach().clone()
+    if exclude:
+        w[:, list(exclude)] = 0.0
+    log = []
+    for e in (order if order is not None else range(w.shape[0])):
+        ops = [o for o in range(w.shape[1]) if float(w[e, o]) > 0]
+        if len(ops) <= 1:
+            continue
+        accs = {}
+        for o in ops:
+            trial = w.clone()
+            trial[e, o] = 0.0
+            accs[o] = _accuracy(model, trial, batches)
+        keep = min(ops, key=lambda o: (accs[o], o))
+        w[e] = 0.0
+        w[e, keep] = 1.0
+        log.append({"edge": int(e), "accuracy_without": {int(o): a for o, a in accs.items()}, "kept": int(keep)})
+    return w, log
+
+
+def project_topology(model: torch.nn.Module, weights: torch.Tensor, batches: Sequence[Batch]) -> tuple[str, list]:
+    """DARTS-PT topology selection on the DARTS space after :func:`project_ops` (one op per edge): per cell and
+    intermediate node, remove each input edge in turn and keep the two whose removal lowers held-out accuracy
+    most. Returns the genotype text and the accuracies."""
+    w = weights.detach().clone()
+    n = darts_space.NUM_EDGES
+    log = []
+    cells = []
+    for lo in (0, n):
+        gene = []
+        for node in range(2, 2 + darts_space.STEPS):
+            edges = [lo + darts_space.edge_index(node, j) for j in range(node)]
+            accs = {}
+            for e in edges:
+                trial = w.clone()
+                trial[e] = 0.0
+                accs[e] = _accuracy(model, trial, batches)
+            kept = sorted(sorted(edges, key=lambda e: (accs[e], e))[:2])
+            for e in edges:
+                if e not in kept:
+                    w[e] = 0.0
+            for e in kept:
+                op = int(torch.argmax(w[e, 1:])) + 1
+                gene.append((darts_space.OPS[op], darts_space.EDGES[e - lo][1]))
+            log.append({"cell": "normal" if lo == 0 else "reduce", "node": node,
+                        "accuracy_without": {int(e - lo): a for e, a in accs.items()}, "kept": [int(e - lo) for e in kept]})
+        cells.append(tuple(gene))
+    return darts_space.format_genotype(darts_space.Genotype(*cells)), log

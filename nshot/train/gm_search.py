@@ -1,0 +1,308 @@
+"""GM-NAS with DARTS / SNAS (``fewshot.method: gm`` with ``arch.method: darts|snas``).
+
+Every sub-supernet is a :class:`~nshot.train.differentiable.DifferentiableSearch` with a mask over the alpha table
+(per edge, its allowed ops), in ``RUN/nodes/<id>/``. Phases end at ``fewshot.split_epochs``: every leaf trains
+to the split epoch, then splits in two on the edge chosen by soft-weight gradient matching
+(:mod:`nshot.train.gm_differentiable`; NB201: 2/3 split with the largest cross-group distance, DARTS space: the
+smallest within-group distance). Alphas stay fixed until the last split. Children of a non-final split inherit
+the parent's weights, alphas and optimizer state (by parameter name); with ``fewshot.restart_final`` the
+children of the last split start afresh with their own schedule over the remaining epochs. The last phase is
+run as successive halving: the leaves train in rounds, and after each round the half with the lower held-out
+accuracy (mixed op at the current softmax) stops. The survivor's architecture is derived by ``arch.projection``
+(``argmax``, or ``perturbation``: DARTS-PT op then topology selection on held-out batches).
+
+``RUN/gm.json`` holds the tree, the split evidence and the halving rounds; ``RUN/result.json`` the architecture.
+Resuming continues from the last finished phase (a node resumes from its own checkpoint).
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+
+from ..config import Config, dump_config, load_config
+from ..data import epoch_batches
+from . import rng
+from .checkpoint import atomic_write_bytes, load_checkpoint_from
+from .differentiable import DifferentiableSearch, alpha_shape, derive, op_weights
+from .gm_differentiable import choose_soft_split, project_ops, project_topology, soft_gm_distances, successive_halving
+from .gradmatch import best_partition
+from .trainer import RunDirError, load_data
+
+GM_BATCHES = 26     # random stream of the GM estimate's batches
+SCORE_BATCHES = 4   # held-out batches that score a leaf in successive halving and drive projection
+
+
+class Paused(Exception):
+    """A node was stopped by Ctrl-C / SIGTERM (its checkpoint is saved); the run resumes with --resume."""
+
+
+def _train(node: DifferentiableSearch, until: Optional[int] = None) -> None:
+    node.fit(until=until)
+    if getattr(node, "_stop", False) and not node.done:
+        raise Paused(str(node.run_dir))
+
+
+class GMSearch:
+    """A GM-NAS run with differentiable search in ``run_dir``; :meth:`create` or :meth:`resume`, then :meth:`fit`."""
+
+    def __init__(self, cfg: Config, run_dir: Union[str, Path], data=None):
+        if cfg.fewshot.method != "gm" or cfg.arch.method == "none":
+            raise ValueError("GMSearch needs fewshot.method = gm and arch.method = darts or snas")
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.data = data if data is not None else load_data(cfg)
+        self.splits = sorted(cfg.fewshot.split_epochs)
+        if not self.splits or self.splits[0] < 1:
+            raise ValueError(f"fewshot.split_epochs = {cfg.fewshot.split_epochs}: GM-NAS splits a warmed-up "
+                             "supernet, so every split epoch must be >= 1")
+        self.shape = alpha_shape(cfg.space.name)
+        self.state: dict[str, Any] = {"phase": 0, "leaves": [{"id": 0, "mask": None, "parent": None}],
+                                      "next_id": 1, "splits": [], "halving": None, "done": False}
+
+    # -- persistence -------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, cfg: Config, run_dir: Union[str, Path], data=None) -> "GMSearch":
+        run_dir = Path(run_dir)
+        if (run_dir / "gm.json").exists() or (run_dir / "config.yaml").exists():
+            raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}`")
+        run = cls(cfg, run_dir, data)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run._save()
+        dump_config(cfg, run_dir / "config.yaml")
+        return run
+
+    @classmethod
+    def resume(cls, run_dir: Union[str, Path], data=None) -> "GMSearch":
+        run_dir = Path(run_dir)
+        if not (run_dir / "gm.json").is_file():
+            raise RunDirError(f"{run_dir} is not a GM-NAS differentiable run (no gm.json)")
+        run = cls(load_config(run_dir / "config.yaml"), run_dir, data)
+        run.state = json.loads((run_dir / "gm.json").read_text())
+        return run
+
+    def _save(self) -> None:
+        atomic_write_bytes(self.run_dir / "gm.json", (json.dumps(self.state, indent=1) + "\n").encode())
+
+    def node_dir(self, node: int) -> Path:
+        return self.run_dir / "nodes" / str(node)
+
+    # -- nodes -------------------------------------------------------------------------------------------
+    def _node_cfg(self, leaf: dict) -> Config:
+        epochs = leaf.get("epochs")
+        cfg = replace(self.cfg, fewshot=replace(self.cfg.fewshot, method="none", split_epochs=[0]))
+        return replace(cfg, train=replace(cfg.train, epochs=epochs)) if epochs else cfg
+
+    def _open(self, leaf: dict) -> DifferentiableSearch:
+        """The leaf's search: resumed from its checkpoint, else created (inheriting its parent's state if asked)."""
+        folder = self.node_dir(leaf["id"])
+        if (folder / "checkpoints" / "last.pt").exists() or (folder / "checkpoints" / "prev.pt").exists():
+            return DifferentiableSearch.resume(folder, data=self.data)
+        if folder.exists():
+            shutil.rmtree(folder)
+        node = DifferentiableSearch.create(self._node_cfg(leaf), folder, data=self.data, mask=leaf["mask"],
+                                           alpha_frozen_until=leaf.get("frozen", 0), node=leaf["id"])
+        if leaf.get("inherit_from") is not None:
+            state, _ = load_checkpoint_from(self.node_dir(leaf["inherit_from"]) / "checkpoints")
+            _inherit(node, state)
+            node.save()
+        return node
+
+    def _frozen_until(self, spe: int) -> int:
+        return self.splits[-1] * spe
+
+    # -- the run -----------------------------------------------------------------------------------------
+    def fit(self) -> Optional[dict[str, Any]]:
+        """Run to the end and return ``result.json``'s content; None when Ctrl-C / SIGTERM paused a node."""
+        try:
+            return self._fit()
+        except Paused:
+            return None
+
+    def _fit(self) -> dict[str, Any]:
+        st = self.state
+        while st["phase"] < len(self.splits):
+            k = st["phase"]
+            end = self.splits[k]
+            for leaf in st["leaves"]:
+                if k == 0 and leaf["id"] == 0:
+                    leaf.setdefault("frozen", self._frozen_until(self._spe()))
+                node = self._open(leaf)
+                _train(node, end * node.steps_per_epoch)
+            self._split_all(k)
+        if st["halving"] is None:
+            self._halve()
+        if not st["done"]:
+            self._finish()
+        return json.loads((self.run_dir / "result.json").read_text())
+
+    def _spe(self) -> int:
+        from ..data import num_batches
+        return num_batches(len(self.data[0]), self.cfg.train.batch_size, self.cfg.train.drop_last)
+
+    def _gm_batches(self, node: DifferentiableSearch, phase: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        cfg = self.cfg
+        seed = rng.torch_seed(cfg.seed, GM_BATCHES, phase) % (2 ** 31)
+        out = []
+        for i, idx in enumerate(epoch_batches(len(node.train_data), cfg.train.batch_size, seed, 0)):
+            if i >= cfg.fewshot.gm_batches:
+                break
+            out.append(node._inputs(node.train_data, idx.to(node.device), seed + i))
+        return out
+
+    def _split_all(self, k: int) -> None:
+        st = self.state
+        final = k == len(self.splits) - 1
+        children = []
+        for leaf in st["leaves"]:
+            node = self._open(leaf)
+            batches = self._gm_batches(node, k)
+            mask = leaf["mask"] or [list(range(self.shape[1]))] * self.shape[0]
+            probs = node.probs()
+            dists = {e: (list(mask[e]), soft_gm_distances(node.model, probs, e, list(mask[e]), batches))
+                     for e in range(self.shape[0]) if len(mask[e]) >= 2 and e not in leaf.get("split_edges", [])}
+            choice = _choose(self.cfg.space.name, dists)
+            e = choice["decision"]
+            st["splits"].append({"phase": k, "node": leaf["id"], "edge": e, "groups": choice["groups"],
+                                 "candidates": {str(c): {kk: v for kk, v in r.items() if kk != "distances"}
+                                                for c, r in choice["candidates"].items()},
+                                 "distances": choice["candidates"][e]["distances"]})
+            for group in choice["groups"]:
+                child_mask = [list(m) for m in mask]
+                child_mask[e] = list(group)
+                child = {"id": st["next_id"], "mask": child_mask, "parent": leaf["id"],
+                         "split_edges": leaf.get("split_edges", []) + [e]}
+                st["next_id"] += 1
+                if final and self.cfg.fewshot.restart_final:
+                    child["epochs"] = self.cfg.train.epochs - self.splits[k]   # a fresh schedule, alphas trained
+                    child["frozen"] = 0
+                else:
+                    child["inherit_from"] = leaf["id"]
+                    child["frozen"] = self._frozen_until(node.steps_per_epoch)
+                children.append(child)
+        st["leaves"] = children
+        st["phase"] = k + 1
+        self._save()
+
+    def _score(self, node: DifferentiableSearch) -> float:
+        """Held-out accuracy (%) of the leaf's mixed op at its current softmax, on fixed held-out batches."""
+        batches = self._valid_batches(node)
+        w = node.probs()
+        correct = total = 0
+        with torch.no_grad():
+            node.model.train()
+            for x, y in batches:
+                from .differentiable import mixed_logits
+                correct += int((mixed_logits(node.model, x, w).argmax(1) == y).sum())
+                total += len(y)
+        return 100.0 * correct / max(total, 1)
+
+    def _valid_batches(self, node: DifferentiableSearch) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        from ..data import normalize
+        out = []
+        bs = self.cfg.train.eval_batch_size
+        data = node.valid_data
+        for i in range(min(SCORE_BATCHES, math.ceil(len(data) / bs))):
+            x = normalize(data.x[i * bs:(i + 1) * bs], data.mean, data.std)
+            out.append((x, data.y[i * bs:(i + 1) * bs]))
+        return out
+
+    def _halve(self) -> None:
+        st = self.state
+        leaves = {str(leaf["id"]): leaf for leaf in st["leaves"]}
+        nodes = {key: self._open(leaf) for key, leaf in leaves.items()}
+        remaining = nodes[next(iter(nodes))].total_steps
+        rounds = max(1, math.ceil(math.log2(len(nodes)))) if len(nodes) > 1 else 0
+        spe = nodes[next(iter(nodes))].steps_per_epoch
+        start = {k: n.step for k, n in nodes.items()}
+        left = (remaining - min(start.values())) // spe
+        chunk = max(1, left // (rounds + 1)) if rounds else 0
+
+        done = {k: 0 for k in nodes}
+
+        def train(key: str, epochs: int) -> None:   # absolute targets: a resumed node does not train twice
+            done[key] += 1
+            _train(nodes[key], start[key] + done[key] * epochs * spe)
+
+        winner, history = successive_halving(list(nodes), train, lambda key: self._score(nodes[key]), chunk, rounds)
+        _train(nodes[winner])
+        st["halving"] = {"winner": int(winner), "epochs_per_round": chunk, "rounds": history}
+        self._save()
+
+    def _finish(self) -> None:
+        st = self.state
+        winner = st["halving"]["winner"]
+        leaf = next(leaf for leaf in st["leaves"] if leaf["id"] == winner)
+        node = self._open(leaf)
+        probs = node.probs()
+        log: Any = None
+        if self.cfg.arch.projection == "perturbation":
+            batches = self._valid_batches(node)
+            exclude = (0,) if self.cfg.space.name == "darts" else ()
+            w, log = project_ops(node.model, probs, batches, exclude=exclude)
+            if self.cfg.space.name == "darts":
+                arch, topo = project_topology(node.model, w, batches)
+                log = {"ops": log, "topology": topo}
+            else:
+                arch = derive(self.cfg.space.name, w)
+        else:
+            arch = derive(self.cfg.space.name, probs)
+        result = {"method": f"gm+{self.cfg.arch.method}", "space": self.cfg.space.name, "arch": arch,
+                  "projection": self.cfg.arch.projection, "node": winner, "mask": leaf["mask"],
+                  "params": node.space.num_params(arch, num_classes=node.train_data.num_classes,
+                                                  in_channels=node.train_data.x.shape[1])}
+        truth = node.truth(arch)
+        if truth is not None:
+            result["truth"] = {"metric": "cifar10/test", "value": truth}
+        if log is not None:
+            result["projection_log"] = log
+        atomic_write_bytes(self.run_dir / "result.json", (json.dumps(result, indent=1) + "\n").encode())
+        st["done"] = True
+        self._save()
+
+    @property
+    def done(self) -> bool:
+        return bool(self.state["done"])
+
+
+def _choose(space: str, dists: dict[int, tuple[list[int], np.ndarray]]) -> dict:
+    """NB201: GM-NAS's NB201 rule (balanced 2-way split, the edge with the largest cross-group distance);
+    DARTS space: :func:`choose_soft_split` (smallest within-group distance)."""
+    if space == "darts":
+        return choose_soft_split(dists)
+    report = {}
+    for e, (ops, d) in dists.items():
+        parts, intra, cross = best_partition(d)
+        report[e] = {"ops": ops, "distances": np.asarray(d).tolist(), "intra": intra, "cross": cross,
+                     "groups": [[ops[i] for i in p] for p in parts]}
+    if not report:
+        raise ValueError("no edge has two or more allowed ops left to split")
+    chosen = max(report, key=lambda e: (report[e]["cross"], -e))
+    return {"decision": chosen, "groups": report[chosen]["groups"], "candidates": report}
+
+
+def _inherit(node: DifferentiableSearch, state: dict[str, Any]) -> None:
+    """Load a parent's weights (by name: the child holds a subset of its modules), alphas, both optimizers'
+    state (SGD momentum by parameter name) and step into a freshly built child."""
+    parent_model = state["model"]
+    own = node.model.state_dict()
+    node.model.load_state_dict({k: parent_model[k] for k in own})
+    with torch.no_grad():
+        node.alpha.copy_(state["alpha"].to(node.device))
+    node.a_opt.load_state_dict(state["a_opt"])
+    names = [n for n, p in node.model.named_parameters() if p.requires_grad]
+    parent_names = state["param_names"]
+    sgd = state["w_opt"]
+    mapped = {}
+    for j, name in enumerate(names):
+        i = parent_names.index(name)
+        if i in sgd["state"]:
+            mapped[j] = sgd["state"][i]
+    groups = [{**sgd["param_groups"][0], "params": list(range(len(names)))}]
+    node.w_opt.load_state_dict({"state": mapped, "param_groups": groups})
+    node.step = int(state["step"])

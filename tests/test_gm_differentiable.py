@@ -1,0 +1,126 @@
+"""GM-NAS with differentiable search: soft GM distances, the DARTS-space partition, halving, projection."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nshot.nn import build_supernet
+from nshot.spaces import darts
+from nshot.train import gm_differentiable as gm
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_darts_partition_reproduces_hand_computed_splits():
+    d4 = np.array([[0, .2, .9, .8], [.2, 0, .7, .6], [.9, .7, 0, .1], [.8, .6, .1, 0]])
+    # {0,1}|{2,3}: .2 + .1 = .3; {0,2}|{1,3}: .9 + .6 = 1.5; {0,3}|{1,2}: .8 + .7 = 1.5
+    groups, intra = gm.darts_partition(d4)
+    assert groups == [[0, 1], [2, 3]] and intra == pytest.approx(0.3)
+    cluster = [0, 0, 0, 1, 1, 1, 1, 1]
+    d8 = np.array([[0.0 if i == j else (0.1 if cluster[i] == cluster[j] else 1.0) for j in range(8)]
+                   for i in range(8)])
+    groups, intra = gm.darts_partition(d8)               # 3 + 10 within-cluster pairs at 0.1
+    assert groups == [[0, 1, 2], [3, 4, 5, 6, 7]] and intra == pytest.approx(1.3)
+    choice = gm.choose_soft_split({9: (list(range(8)), d8), 5: ([1, 3, 4, 6], d4)})
+    assert choice["decision"] == 5 and choice["groups"] == [[1, 3], [4, 6]]   # the smallest within-group distance
+    assert gm.darts_partition(np.array([[0, .5, .1], [.5, 0, .4], [.1, .4, 0]]))[0] == [[1], [0, 2]]
+
+
+def test_soft_gm_distances_are_cosine_distances_of_shared_gradients():
+    torch.manual_seed(0)
+    net = build_supernet("darts", C=2, N=1, num_classes=3)
+    probs = torch.softmax(torch.randn(28, 8), -1)
+    batches = [(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]))]
+    d = gm.soft_gm_distances(net, probs, 16, [1, 1, 4, 5], batches)
+    assert d.shape == (4, 4) and np.allclose(d, d.T, atol=1e-5) and np.all(np.diag(d) == 0)
+    assert abs(d[0, 1]) < 1e-4                      # the same op twice: the same gradient (float32 rounding)
+    assert d[2, 3] > 1e-4 and np.all((d >= -1e-6) & (d <= 2 + 1e-6))
+    own = gm.edge_param_names(net, 16)
+    assert own and all(".edges.2." in n for n in own)  # reduce edge 16 = edge 2 of each reduction cell
+
+
+def test_successive_halving_keeps_the_better_half_each_round():
+    trained = []
+    skill = {"a": 1.0, "b": 4.0, "c": 3.0, "d": 2.0, "e": 0.5}
+    progress = {k: 0 for k in skill}
+
+    def train(c, budget):
+        trained.append(c)
+        progress[c] += budget
+
+    winner, history = gm.successive_halving(list(skill), train, lambda c: skill[c] * progress[c], budget=2)
+    assert winner == "b"
+    assert [sorted(h) for h in history] == [list("abcde"), ["b", "c"]]
+    assert trained.count("a") == 1 and trained.count("b") == 2
+
+
+class _Probe(torch.nn.Module):
+    """A stand-in supernet whose accuracy depends on chosen op weights: class 1 wins iff ``signal(w) > 0``."""
+
+    def __init__(self, signal):
+        super().__init__()
+        self.signal = signal
+
+    def forward_mixed(self, x, w):
+        s = self.signal(w)
+        return torch.stack([torch.zeros(len(x)), torch.full((len(x),), float(s)) - 1e-9], 1)
+
+
+def test_projection_keeps_the_op_and_edges_whose_removal_hurts_most():
+    batches = [(torch.zeros(8, 1), torch.ones(8, dtype=torch.long))]
+    # a product: removing any one of these four ops (or their edges) loses every prediction
+    probe = _Probe(lambda w: w[3, 2] * w[17, 5] * w[darts.edge_index(4, 3), 7] * w[darts.edge_index(4, 0), 4])
+    probs = torch.full((28, 8), 1 / 8)
+    w, log = gm.project_ops(probe, probs, batches, exclude=(0,))
+    assert int(w[3].argmax()) == 2 and int(w[17].argmax()) == 5 and float(w[3].sum()) == 1.0
+    assert int(w[darts.edge_index(4, 3)].argmax()) == 7 and all(float(w[e, 0]) == 0 for e in range(28))
+    edge_log = next(r for r in log if r["edge"] == 3)
+    assert edge_log["accuracy_without"][2] == 0.0 and edge_log["kept"] == 2
+    arch, tlog = gm.project_topology(probe, w, batches)
+    g = darts.parse_genotype(arch)
+    # node 4 keeps inputs 0 (sep_conv_3x3) and 3 (dil_conv_5x5): removing either loses the signal
+    assert g.normal[4:6] == (("sep_conv_3x3", 0), ("dil_conv_5x5", 3))
+    # node 2 of the normal cell has only two inputs: both kept; other edges kept their first op
+    assert [src for _, src in g.normal[0:2]] == [0, 1]
+
+
+def test_gm_search_on_nb201_end_to_end(tmp_path):
+    """GM-NAS + DARTS on digits: two splits (4 leaves), alphas frozen before the last split, fresh children after
+    it, successive halving, perturbation projection inside the winner's mask, and an idempotent resume."""
+    import json
+
+    from nshot.config import Config, from_dict
+    from nshot.train.checkpoint import load_checkpoint
+    from nshot.train.gm_search import GMSearch
+
+    cfg = from_dict(Config, {
+        "space": {"name": "nb201"}, "model": {"C": 2, "N": 1}, "threads": 1, "device": "cpu",
+        "data": {"name": "digits", "train_subset": 64, "eval_subset": 64}, "train": {"epochs": 3, "batch_size": 32},
+        "arch": {"method": "darts", "projection": "perturbation"},
+        "fewshot": {"method": "gm", "split_epochs": [1, 2], "gm_batches": 1}}).validate()
+    run = GMSearch.create(cfg, tmp_path / "gm")
+    result = run.fit()
+    state = json.loads((tmp_path / "gm" / "gm.json").read_text())
+    assert [s["phase"] for s in state["splits"]] == [0, 1, 1] and len(state["leaves"]) == 4
+    first = state["splits"][0]
+    assert sorted(sum(first["groups"], [])) == [0, 1, 2, 3, 4] and len(first["candidates"]) == 6
+    root = load_checkpoint(tmp_path / "gm" / "nodes" / "0" / "checkpoints")
+    fresh = GMSearch(cfg, tmp_path / "other")._open({"id": 0, "mask": None, "parent": None})
+    assert torch.equal(root["alpha"], fresh.alpha.detach())          # alphas fixed until the last split
+    for leaf in state["leaves"]:                                     # the last split's children restarted
+        ck = load_checkpoint(tmp_path / "gm" / "nodes" / str(leaf["id"]) / "checkpoints")
+        assert leaf["epochs"] == 1 and ck["alpha_frozen_until"] == 0 and ck["mask"] is not None
+        parent_split = next(s for s in state["splits"] if s["node"] == leaf["parent"])
+        assert sorted(leaf["mask"][parent_split["edge"]]) in [sorted(g) for g in parent_split["groups"]]
+    winner = next(leaf for leaf in state["leaves"] if leaf["id"] == result["node"])
+    ops = [int(o) for o in __import__("nshot").spaces.get("nb201").decode(result["arch"])]
+    assert all(o in winner["mask"][e] for e, o in enumerate(ops))
+    assert len(state["halving"]["rounds"]) == 2 and result["projection_log"]
+    assert GMSearch.resume(tmp_path / "gm").fit() == result
