@@ -1,14 +1,14 @@
 """The SPOS budget curve of issue 18: tau against training epochs, to fix a converged CPU protocol.
 
-Every point is one (recipe, C, N, epochs, seed) run of ``benchmarks/rank_cifar10.py`` on NB201's 25k `train`
+Every point is one (recipe, C, N, epochs, seed) run of ``benchmarks.rank_cifar10`` on NB201's 25k `train`
 half, scored on the first ``--eval-images`` of the `valid` half: the 327-cell subset, then a seeded uniform
 sample of ``--sample`` cells (``nshot rank --subset N``, the estimate of the all-cell tau that
-``benchmarks/rank_sample.py`` validated). Points run in the order of ``POINTS`` (the ones that decide the
+``benchmarks.rank_sample`` validated). Points run in the order of ``POINTS`` (the ones that decide the
 protocol first), ``--jobs`` at a time; each run directory ``OUT/<point>`` is resumable, a finished point is
 skipped, so the command can be repeated after an interruption and continues where it stopped.
 
-    python benchmarks/budget_curve.py --jobs 2 --threads 1 --out runs/budget
-    python benchmarks/budget_curve.py --summary --out runs/budget      # the table from what has finished
+    python -m benchmarks.budget_curve --jobs 2 --threads 1 --out runs/budget
+    python -m benchmarks.budget_curve --summary --out runs/budget      # the table from what has finished
 
 The protocol (scoring images, sample size) was fixed before any of these runs was ranked.
 """
@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from benchmarks.common import REPO, prepare_cifar, shared_data
+from benchmarks.jobs import Job, in_parallel, run_job
 
 
 @dataclass(frozen=True)
@@ -61,15 +58,12 @@ def run_point(p: Point, out: Path, args) -> None:
     """Train + rank (327 subset) + rank (seeded sample) one point; each stage skips what is already done."""
     run = out / p.name
     log = out / f"{p.name}.log"
-    if not (run / "bench_rank.json").exists():
-        cmd = [sys.executable, str(REPO / "benchmarks/rank_cifar10.py"), "--config",
-               str(REPO / f"configs/nb201/{p.recipe}.yaml"), "--epochs", str(p.epochs), "--C", str(p.C), "--N",
-               str(p.N), "--seed", str(p.seed), "--eval-images", str(args.eval_images), "--threads",
-               str(args.threads), "--data-root", args.data_root, "--out", str(run)]
-        with open(log, "a") as f:
-            subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT)
+    rank_args = ["--config", str(REPO / f"configs/nb201/{p.recipe}.yaml"), "--epochs", str(p.epochs), "--C", str(p.C),
+                 "--N", str(p.N), "--seed", str(p.seed), "--eval-images", str(args.eval_images), "--threads",
+                 str(args.threads), "--data-root", args.data_root, "--out", str(run)]
+    run_job(Job("rank_cifar10", rank_args, run / "bench_rank.json", log))
     if args.sample and not (run / f"rank-n{args.sample}.json").exists():
-        from benchmarks.rank_sample import rank_one, shared_data
+        from benchmarks.rank_sample import rank_one
         rank_one(run, str(args.sample), None, shared_data() / "nb201" / "nb201_200ep.csv", args.threads)
 
 
@@ -180,11 +174,9 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not args.summary:
-        from benchmarks.rank_cifar10 import prepare_cifar
         prepare_cifar(Path(args.data_root))
         todo = [p for p in POINTS if not args.only or p.name in args.only]
-        with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda p: run_point(p, out, args), todo))
+        in_parallel(lambda p: run_point(p, out, args), todo, args.jobs)
     summary(out, args.sample)
 
 

@@ -5,20 +5,19 @@ output or whose input is never computed. This counts, over N uniform cells, the 
 cells and of the whole network (C, N, 32x32) each computes: the upper bound of the speed-up that skipping
 alone can give when both run the same kernels.
 
-    python benchmarks/dead_edge_work.py --samples 20000
+    python -m benchmarks.dead_edge_work --samples 20000 [--out work.json]
 """
 from __future__ import annotations
 
 import argparse
-import sys
+import json
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nshot import spaces  # noqa: E402
-from nshot.spaces.nb201 import live_edges  # noqa: E402
+from benchmarks.common import command_line
+from nshot import spaces
+from nshot.spaces.nb201 import live_edges
 
 
 def main(argv=None) -> dict:
@@ -27,6 +26,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--C", type=int, default=16)
     ap.add_argument("--N", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", help="write the JSON here")
     args = ap.parse_args(argv)
     sp, rs = spaces.get("nb201"), np.random.default_rng(args.seed)
     kernel = {2: 1, 3: 9}                      # 1x1 and 3x3 convs: MACs per output pixel per channel pair
@@ -48,6 +48,8 @@ def main(argv=None) -> dict:
            "network_conv_macs_ratio": xa / ns}
     for k, v in out.items():
         print(f"{k}: {v:.3f} (xautodl / nshot)")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"command": command_line("dead_edge_work", argv), **out}, indent=1))
     return out
 
 

@@ -1,23 +1,21 @@
 """SPOS vs SPOS+CaLR+MS and FairNAS vs FairNAS+CaLR+MS on CIFAR-10 (NB201 `train` half), several seeds.
 
-Each (recipe, seed) is one run of benchmarks/rank_cifar10.py (train, then score the 327-cell subset on the
+Each (recipe, seed) is one run of benchmarks.rank_cifar10 (train, then score the 327-cell subset on the
 `valid` half and compare with NB201's c10_test_200ep); runs go in parallel processes (--jobs) with
 --threads each. Prints mean ± std of Kendall tau per recipe and writes everything to --out/summary.json.
 
-    python benchmarks/dynamic_cifar10.py --epochs 5 --C 8 --N 1 --train-images 10000 --eval-images 500 \
+    python -m benchmarks.dynamic_cifar10 --epochs 5 --C 8 --N 1 --train-images 10000 --eval-images 500 \
         --seeds 0 1 2 --jobs 2 --threads 1 --out runs/bench-dynamic
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.suite import Variant, run_jobs, shared_settings, summarize, write_summary  # noqa: E402
+from benchmarks.common import REPO, command_line, prepare_cifar
+from benchmarks.jobs import Variant, run_jobs
+from benchmarks.suite import shared_settings, summarize, write_summary
 
 RECIPES = ["spos", "spos_calr_ms", "fairnas", "fairnas_calr_ms"]
 
@@ -37,7 +35,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default="runs/bench-dynamic")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    from benchmarks.rank_cifar10 import prepare_cifar
     prepare_cifar(Path(args.data_root))
     common = ["--epochs", str(args.epochs), "--C", str(args.C), "--N", str(args.N), "--train-images",
               str(args.train_images), "--eval-images", str(args.eval_images), "--threads", str(args.threads),
@@ -45,7 +42,7 @@ def main(argv=None) -> dict:
     variants = [Variant(r, str(REPO / f"configs/nb201/{r}.yaml")) for r in args.recipes]
     t0 = time.time()
     results = run_jobs(out, variants, args.seeds, common, args.jobs)
-    summary = {"command": "python benchmarks/dynamic_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    summary = {"command": command_line("dynamic_cifar10", argv),
                "seconds": time.time() - t0, "protocol": shared_settings(args)}
     summary["recipes"] = summarize(results, args.recipes, args.seeds)
     return write_summary(out / "summary.json", summary, ("recipes",))

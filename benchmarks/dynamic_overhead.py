@@ -1,27 +1,27 @@
 """Overhead of CaLR + MS over plain SPOS: time per training step, measured side by side in one run.
 
-Both trainers get the same batches; steps alternate in blocks (A B B A ...) so machine noise hits both alike.
-Diagnostics are off in both (their cost is reported separately as a third variant).
+Both trainers get the same batches; steps alternate in blocks (A B B A ..., ``benchmarks.timing.abba``, after
+one warm-up block each) so machine noise hits both alike. Diagnostics are off in both (their cost is reported
+separately as a third variant).
 
-    python benchmarks/dynamic_overhead.py --C 16 --N 5 --steps 40 --rounds 6
+    python -m benchmarks.dynamic_overhead --C 16 --N 5 --steps 40 --rounds 6
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nshot.config import load_config  # noqa: E402
-from nshot.data import ImageData  # noqa: E402
-from nshot.train import Trainer  # noqa: E402
+from benchmarks.common import command_line
+from benchmarks.timing import abba
+from nshot.config import load_config
+from nshot.data import ImageData
+from nshot.train import Trainer
 
 VARIANTS = {
     "spos": ["train.lr_policy=cosine", "train.optimizer=sgd", "diagnostics.grad_momentum_cos_every=0",
@@ -56,30 +56,24 @@ def main(argv=None) -> dict:
                                  "train.epochs=1000", f"device={args.device}", "run.progress=none", *extra])
         trainers[name] = Trainer.create(cfg, tmp / name.replace("+", "_"), data=(data, data))
     batches = [torch.arange(i * args.batch, (i + 1) * args.batch) % n for i in range(args.steps)]
-    times = {k: [] for k in trainers}
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
 
-    def block(tr) -> float:
-        start = tr.step  # same iteration indices for every variant: the same paths and batches
-        sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
-        sync()
-        t0 = time.perf_counter()
-        for idx in batches:
-            out = tr.train_step(data.x[idx].to(tr.device), data.y[idx].to(tr.device))
-        float(out["loss"])
-        sync()
-        tr.step = start
-        return (time.perf_counter() - t0) / len(batches)
+    def block(tr) -> Callable[[], None]:
+        def call() -> None:
+            start = tr.step  # same iteration indices for every variant: the same paths and batches
+            for idx in batches:
+                out = tr.train_step(data.x[idx].to(tr.device), data.y[idx].to(tr.device))
+            float(out["loss"])
+            sync()
+            tr.step = start
+        return call
 
-    for tr in trainers.values():   # warm-up
-        block(tr)
-    names = list(trainers)
-    for r in range(args.rounds):
-        order = names if r % 2 == 0 else names[::-1]
-        for k in order:
-            times[k].append(block(trainers[k]))
+    # one warm-up block each, then blocks in ABBA order; ms per block -> seconds per step
+    ms = abba({k: block(tr) for k, tr in trainers.items()}, args.rounds, 1)
+    times = {k: [t / 1000 / len(batches) for t in v] for k, v in ms.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
     base = med["spos"]
-    result = {"command": "python benchmarks/dynamic_overhead.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    result = {"command": command_line("dynamic_overhead", argv),
               "torch": torch.__version__, "threads": args.threads, "device": args.device,
               "median_step_seconds": med, "overhead_vs_spos": {k: v / base - 1 for k, v in med.items()}}
     print("| variant | median s/step | overhead vs SPOS |\n|---|---|---|")

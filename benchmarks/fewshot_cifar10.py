@@ -6,9 +6,9 @@ one-shot supernet cost as much as B/5 epochs of 5 FSNAS sub-supernets trained fr
 the CVPR 2025 paper's FSNAS), or GM-NAS with two 2-way splits at epochs s1 < s2 of E epochs, which costs
 s1 + 2 (s2 - s1) + 4 (E - s2). The GM estimate itself (``--gm-batches`` batches x ops x candidate edges per
 split) is extra forward/backward work, reported as wall time. Each (variant, seed) is one run of
-benchmarks/rank_cifar10.py.
+benchmarks.rank_cifar10.
 
-    python benchmarks/fewshot_cifar10.py --budget 15 --C 8 --N 2 --train-images 25000 --eval-images 1000 \\
+    python -m benchmarks.fewshot_cifar10 --budget 15 --C 8 --N 2 --train-images 25000 --eval-images 1000 \\
         --seeds 0 1 2 --jobs 1 --threads 1 --data-root /tmp/cifar --out runs/bench-fewshot
 """
 from __future__ import annotations
@@ -17,14 +17,12 @@ import argparse
 import csv
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.suite import Variant, run_jobs, shared_settings, summarize, write_summary  # noqa: E402
+from benchmarks.common import REPO, command_line, prepare_cifar
+from benchmarks.jobs import Variant, run_jobs
+from benchmarks.suite import shared_settings, summarize, write_summary
 
 FAMILIES = ("oneshot", "fsnas", "gmnas")
 
@@ -109,13 +107,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default="runs/bench-fewshot")
     args = ap.parse_args(argv)
     vs = variants(args.budget, args.families, args.gm_batches, recipes=args.recipes)
-    from benchmarks.rank_cifar10 import prepare_cifar
     prepare_cifar(Path(args.data_root))
     common = ["--C", str(args.C), "--N", str(args.N), "--train-images", str(args.train_images), "--eval-images",
               str(args.eval_images), "--threads", str(args.threads), "--data-root", args.data_root]
     t0 = time.time()
     results = run_jobs(Path(args.out), vs, args.seeds, common, args.jobs)
-    summary = {"command": "python benchmarks/fewshot_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    summary = {"command": command_line("fewshot_cifar10", argv),
                "seconds": time.time() - t0, "gm_schedule": dict(zip(("epochs", "s1", "s2"), gm_schedule(args.budget))),
                "variants": {v.name: list(v.args) for v in vs}, "protocol": shared_settings(args, ("families",))}
     summary["results"] = summarize(results, [v.name for v in vs], args.seeds)

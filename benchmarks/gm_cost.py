@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Wall time of one GM-NAS split decision (``choose_split``) on the NB201 supernet as a function of the
 number of batches R and of candidate edges E: the estimate runs one forward/backward per batch, op and
 candidate edge, so its time should be linear in R x E (issue 6: "GM estimation cost grows linearly in R and in
@@ -13,7 +12,7 @@ the least-squares line t = a * R * E + b through the medians with its R^2; the e
 power law t ~ R^p * E^q (p = q = 1: linear in each); each median divided by the time per unit R * E of
 the smallest configuration.
 
-    python benchmarks/gm_cost.py --C 8 --N 2 --batch 64 --threads 1 --out /tmp/gm_cost.json
+    python -m benchmarks.gm_cost --C 8 --N 2 --batch 64 --threads 1 --out /tmp/gm_cost.json
 """
 from __future__ import annotations
 
@@ -21,20 +20,18 @@ import argparse
 import itertools
 import json
 import statistics
-import sys
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from benchmarks.timing import abba  # noqa: E402
-from nshot import spaces  # noqa: E402
-from nshot.nn import nb201_supernet  # noqa: E402
-from nshot.train.gradmatch import choose_split  # noqa: E402
-from nshot.train.partition import full_mask  # noqa: E402
+from benchmarks.common import command_line
+from benchmarks.timing import abba
+from nshot import spaces
+from nshot.nn import nb201_supernet
+from nshot.train.gradmatch import choose_split
+from nshot.train.partition import full_mask
 
 
 def linear_fit(x: list[float], y: list[float]) -> tuple[float, float, float]:
@@ -96,7 +93,7 @@ def main(argv=None) -> dict:
         print(f"| {row['R_x_E']} | {row['config']} | {row['median_s']:.3f} | {row['relative']:.2f} |")
     print(f"least squares: t = {a:.4f} s x (R x E) {b:+.4f} s, R^2 = {r2:.4f}; "
           f"{a / 5 * 1000:.1f} ms per forward/backward (5 ops per edge); power law t ~ R^{p:.3f} x E^{q:.3f}")
-    result = {"command": "python benchmarks/gm_cost.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    result = {"command": command_line("gm_cost", argv),
               "torch": torch.__version__, "threads": args.threads, "C": args.C, "N": args.N, "batch": args.batch,
               "rows": rows, "fit": {"seconds_per_R_x_E": a, "intercept_s": b, "r2": r2, "exponent_R": p, "exponent_E": q}, "rounds_ms": times}
     if args.out:

@@ -16,8 +16,8 @@ continues the paper run where it stopped):
 
 The paper run directory travels as ``OUT/paper_run.tar`` (the device tool returns at most 8 files).
 
-    python benchmarks/gpu_suite.py --out runs/gpu --data .carry/data --budget-seconds 520
-    python benchmarks/gpu_suite.py --smoke --out /tmp/gpu-smoke       # CPU, tiny: every stage's code path
+    python -m benchmarks.gpu_suite --out runs/gpu --data .carry/data --budget-seconds 520
+    python -m benchmarks.gpu_suite --smoke --out /tmp/gpu-smoke       # CPU, tiny: every stage's code path
 
 ``--data`` holds ``cifar10_jpeg.npz``, ``cifar10_valid_split.json``, ``nb201_200ep.csv``,
 ``kendall_subset_327.txt`` and ``cifar_blob_to_batches.py`` (default: ``../shared``'s data and tools).
@@ -38,12 +38,10 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import torch
 
-import torch  # noqa: E402
-
-from benchmarks.timing import abba  # noqa: E402
+from benchmarks.common import REPO, command_line
+from benchmarks.timing import abba
 
 T0 = time.monotonic()
 
@@ -51,14 +49,14 @@ T0 = time.monotonic()
 class Suite:
     """The output folder: ``suite.json`` (results per stage), ``suite.log`` (everything printed)."""
 
-    def __init__(self, out: Path, budget: float):
+    def __init__(self, out: Path, budget: float, command: str):
         self.out, self.budget = out, budget
         out.mkdir(parents=True, exist_ok=True)
         self.path = out / "suite.json"
         self.state: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.state.setdefault("stages", {})
         self.state.setdefault("calls", []).append({"started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                                   "command": " ".join(sys.argv), "budget_seconds": budget})
+                                                   "command": command, "budget_seconds": budget})
         self.log_file = open(out / "suite.log", "a")
 
     def left(self) -> float:
@@ -366,7 +364,7 @@ def main(argv=None) -> dict:
     if args.speed_steps is not None and args.speed_steps < 1:
         ap.error("--speed-steps must be >= 1")
     out = Path(args.out)
-    suite = Suite(out, args.budget_seconds)
+    suite = Suite(out, args.budget_seconds, command_line("gpu_suite", argv))
     _unpack(out)
     if "env" in args.stages:
         suite.run_stage("env", stage_env)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """NCHW vs channels_last memory format in every space nshot builds supernets for: one SPOS training step,
 and one scoring forward pass (no gradient, batch-statistics BN, as ``nshot rank`` runs it).
 
@@ -10,14 +9,13 @@ channels_last. The scoring rows run ``--eval-batch`` images per call through eac
 Measured to decide nshot's CPU defaults: scoring uses channels_last; training stays NCHW on CPU because of
 a torch bug in the backward pass (docs/results.md, "channels_last on CPU").
 
-    python benchmarks/layout_speed.py --threads 1 --out /tmp/layout_speed.json
+    python -m benchmarks.layout_speed --threads 1 --out /tmp/layout_speed.json
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -25,11 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from benchmarks.timing import abba, ratio_row  # noqa: E402
-from nshot import spaces  # noqa: E402
-from nshot.nn import build_supernet  # noqa: E402
+from benchmarks.common import command_line
+from benchmarks.timing import abba, ratio_row
+from nshot import spaces
+from nshot.nn import build_supernet
 
 SPACES = ("nb201", "macro", "proxyless", "bottleneck")
 
@@ -117,7 +114,7 @@ def main(argv=None) -> dict:
     print("| space (default shape), workload | NCHW ms | channels_last ms | NCHW / channels_last |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['workload']} | {r['nchw_ms']:.1f} | {r['channels_last_ms']:.1f} | **{r['ratio']:.2f}×** |")
-    result = {"command": "python benchmarks/layout_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    result = {"command": command_line("layout_speed", argv),
               "torch": torch.__version__, "threads": args.threads, "batch": args.batch, "rows": rows}
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))

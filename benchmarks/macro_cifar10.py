@@ -13,7 +13,7 @@ Resumable: a run with OUT/<recipe>-s<seed>/bench_macro.json is done and kept; an
 its last checkpoint (and its scores.csv cache). Runs go in parallel processes (--jobs), --threads each.
 Prints mean ± std of tau per recipe and writes OUT/summary.json.
 
-    python benchmarks/macro_cifar10.py --epochs 10 --stem-width 8 --widths 16 32 64 --head-width 320 \\
+    python -m benchmarks.macro_cifar10 --epochs 10 --stem-width 8 --widths 16 32 64 --head-width 320 \\
         --train-images 10000 --eval-images 500 --subset 1000 --seeds 0 1 2 --jobs 2 --threads 1 --out runs/bench-macro
 
 Cost at these defaults (measured on the shared 2-core machine under load, 1 thread): about 0.35 s per training
@@ -24,17 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.rank_cifar10 import prepare_cifar, shared_data  # noqa: E402
-from benchmarks.suite import summarize, write_summary  # noqa: E402
+from benchmarks.common import REPO, command_line, prepare_cifar, shared_data
+from benchmarks.jobs import Job, in_parallel, run_job
+from benchmarks.suite import summarize, write_summary
 
 RECIPES = ["spos", "spos_calr_ms"]
 
@@ -122,22 +118,17 @@ def main(argv=None) -> dict:
     _, table = reference_files()
     prepare_cifar(Path(args.data_root))
     subset_file(out, args.subset, table)                 # once, before the parallel runs
-    passthrough = [a for a in (argv if argv is not None else sys.argv[1:])]
+    passthrough = list(argv if argv is not None else sys.argv[1:])
 
-    def one(job: tuple[str, int]) -> dict:
+    def one(job: tuple[str, int]) -> dict:   # each (recipe, seed) in its own process: this script's --single
         recipe, seed = job
-        done = out / f"{recipe}-s{seed}" / "bench_macro.json"
-        if not done.exists():
-            cmd = [sys.executable, str(Path(__file__).resolve()), *passthrough, "--single", recipe, str(seed)]
-            with open(out / f"{recipe}-s{seed}.log", "a") as log:
-                subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
-        return json.loads(done.read_text())
+        return run_job(Job("macro_cifar10", [*passthrough, "--single", recipe, str(seed)],
+                           out / f"{recipe}-s{seed}" / "bench_macro.json", out / f"{recipe}-s{seed}.log"))
 
     t0 = time.time()
     jobs = [(r, s) for s in args.seeds for r in args.recipes]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(zip(jobs, pool.map(one, jobs)))
-    summary = {"command": "python benchmarks/macro_cifar10.py " + " ".join(passthrough), "seconds": time.time() - t0,
+    results = dict(zip(jobs, in_parallel(one, jobs, args.jobs)))
+    summary = {"command": command_line("macro_cifar10", passthrough), "seconds": time.time() - t0,
                "protocol": {"benchmark": "macro", "metric": "mean_acc", "subset": args.subset,
                             "subset_rule": "all 6,561" if args.subset == "all" else
                             f"{args.subset} archs stratified by mean_acc (seed 0), OUT/subset-n{args.subset}.txt",

@@ -6,23 +6,21 @@ often; a Pi-NAS step costs more: four views, two student and two teacher passes;
 Pi-NAS scores a path by a weighted kNN vote of its frozen features on ``--probe-images`` labelled training
 images after the chosen BN mode; SPOS by its own classifier (and, with ``--spos-probe``, also by the same kNN
 probe, to separate the training objective from the scoring rule). Each (variant, seed) is one run of
-benchmarks/rank_cifar10.py; SPOS runs of benchmarks/dynamic_cifar10.py at the same scale can be linked in as
+benchmarks.rank_cifar10; SPOS runs of benchmarks.dynamic_cifar10 at the same scale can be linked in as
 ``OUT/spos-s<seed>``.
 
-    python benchmarks/pinas_cifar10.py --epochs 15 --C 8 --N 2 --eval-images 1000 --probe-images 1000 \\
+    python -m benchmarks.pinas_cifar10 --epochs 15 --C 8 --N 2 --eval-images 1000 --probe-images 1000 \\
         --seeds 0 1 2 --jobs 1 --threads 1 --data-root /tmp/cifar --out runs/bench-pinas
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.suite import Variant, run_jobs, shared_settings, summarize, write_summary  # noqa: E402
+from benchmarks.common import REPO, command_line, prepare_cifar
+from benchmarks.jobs import Variant, run_jobs
+from benchmarks.suite import shared_settings, summarize, write_summary
 
 
 def main(argv=None) -> dict:
@@ -41,7 +39,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--data-root", default="/tmp/nshot-cifar", help="converted CIFAR-10 (made once if absent)")
     ap.add_argument("--out", default="runs/bench-pinas")
     args = ap.parse_args(argv)
-    from benchmarks.rank_cifar10 import prepare_cifar
     prepare_cifar(Path(args.data_root))
     common = ["--epochs", str(args.epochs), "--C", str(args.C), "--N", str(args.N), "--train-images",
               str(args.train_images), "--eval-images", str(args.eval_images), "--threads", str(args.threads),
@@ -64,7 +61,7 @@ def main(argv=None) -> dict:
                                         "spearman_rho": rep["spearman_rho"], "top1": rep.get("top1"),
                                         "precision_at": rep.get("precision_at")}
         names.append("spos+knn")
-    summary = {"command": "python benchmarks/pinas_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    summary = {"command": command_line("pinas_cifar10", argv),
                "seconds": time.time() - t0, "protocol": shared_settings(args)}
     summary["results"] = summarize(results, names, args.seeds)
     return write_summary(out / "summary.json", summary, ("results",))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Forward + backward time of NB201's ``avg_pool_3x3``: torch's ``nn.AvgPool2d(3, 1, 1,
 count_include_pad=False)`` vs nshot's ``BoxAvgPool2d`` (a depthwise ones-kernel convolution divided by the
 tap count), on the feature-map shapes of an NB201 network at the given C and batch, then on a whole SPOS
@@ -10,7 +9,7 @@ noise hits both; reported: median ms per call of each variant and torch/nshot (r
 The step rows run the same seeded paths on the same batch with identical weights (one supernet, its pool
 modules swapped between blocks).
 
-    python benchmarks/pool_speed.py --C 16 --N 5 --batch 64 --threads 2 --out /tmp/pool_speed.json
+    python -m benchmarks.pool_speed --C 16 --N 5 --batch 64 --threads 2 --out /tmp/pool_speed.json
 """
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ import argparse
 import itertools
 import json
 import random
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -26,12 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from benchmarks.timing import abba, ratio_row  # noqa: E402
-from nshot.nn import nb201_supernet  # noqa: E402
-from nshot.nn.ops import BoxAvgPool2d  # noqa: E402
-from nshot.spaces import nb201 as space  # noqa: E402
+from benchmarks.common import command_line
+from benchmarks.timing import abba, ratio_row
+from nshot.nn import nb201_supernet
+from nshot.nn.ops import BoxAvgPool2d
+from nshot.spaces import nb201 as space
 
 
 def pool_call(pool: nn.Module, x: torch.Tensor, g: torch.Tensor) -> Callable[[], None]:
@@ -96,7 +93,7 @@ def main(argv=None) -> dict:
     print("| workload | torch AvgPool2d ms | nshot BoxAvgPool2d ms | ratio |\n|---|---|---|---|")
     for rw in rows:
         print(f"| {rw['workload']} | {rw['torch_ms']:.2f} | {rw['nshot_ms']:.2f} | **{rw['ratio']:.2f}×** |")
-    result = {"command": "python benchmarks/pool_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    result = {"command": command_line("pool_speed", argv),
               "torch": torch.__version__, "threads": args.threads, "rows": rows}
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))

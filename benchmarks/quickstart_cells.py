@@ -5,12 +5,13 @@ Strata: ten 5-point bands of NB201's 200-epoch CIFAR-10 test accuracy, 45-50 % u
 cells span 46.2-94.4 %); from each band four connected cells drawn with seed 0. Only the architecture strings
 and their band go into the code (no benchmark numbers), so the quickstart stays offline.
 
-    python benchmarks/quickstart_cells.py ../shared/data/nb201/nb201_200ep.csv
+    python -m benchmarks.quickstart_cells ../shared/data/nb201/nb201_200ep.csv [--out cells.py]
 """
 from __future__ import annotations
 
 import argparse
 import csv
+from pathlib import Path
 
 import numpy as np
 
@@ -33,16 +34,23 @@ def stratified_cells(table: str, seed: int = 0) -> list[tuple[str, str]]:
     return out
 
 
-def main() -> None:
+def main(argv=None) -> str:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("table", help="nb201_200ep.csv")
-    args = p.parse_args()
-    print("QUICKSTART_CELLS: dict[str, tuple[str, ...]] = {")
+    p.add_argument("--out", help="write the code here instead of printing it")
+    args = p.parse_args(argv)
+    lines = ["QUICKSTART_CELLS: dict[str, tuple[str, ...]] = {"]
     cells = stratified_cells(args.table)
     for band in dict.fromkeys(b for b, _ in cells):
         archs = [a for b, a in cells if b == band]
-        print(f'    "{band}": (' + "".join(f'\n        "{a}",' for a in archs) + "),")
-    print("}")
+        lines.append(f'    "{band}": (' + "".join(f'\n        "{a}",' for a in archs) + "),")
+    lines.append("}")
+    code = "\n".join(lines) + "\n"
+    if args.out:
+        Path(args.out).write_text(code)
+    else:
+        print(code, end="")
+    return code
 
 
 if __name__ == "__main__":

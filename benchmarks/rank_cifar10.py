@@ -5,51 +5,19 @@ loaded through nshot's normal loader. The supernet trains on NB201's `train` hal
 --train-images of it), then the 327 cells are scored on the first --eval-images of the `valid` half and
 compared with NB201's `c10_test_200ep`.
 
-    python benchmarks/rank_cifar10.py --epochs 10 --C 8 --N 2 --out runs/bench-rank-s0
+    python -m benchmarks.rank_cifar10 --epochs 10 --C 8 --N 2 --out runs/bench-rank-s0
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.suite import train_supernet  # noqa: E402
-from nshot.score.rank import format_rank, rank_run  # noqa: E402
-
-
-def shared_data() -> Path:
-    env = os.environ.get("NSHOT_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
-
-
-def prepare_cifar(root: Path) -> Path:
-    """Convert the shared JPEG blob into ROOT/cifar-10-batches-py (the official layout), unless it is there.
-
-    The conversion goes to a private folder that is renamed into place when complete, so a killed conversion
-    or two processes converting at once never leave a half-written folder that looks finished."""
-    final = root / "cifar-10-batches-py"
-    if not final.is_dir():
-        blob = shared_data() / "cifar10" / "cifar10_jpeg.npz"
-        tool = shared_data().parent / "tools" / "cifar_blob_to_batches.py"
-        work = root / f".converting-{os.getpid()}"
-        try:
-            subprocess.run([sys.executable, str(tool), str(blob), str(work)], check=True)
-            try:
-                os.rename(work / "cifar-10-batches-py", final)
-            except OSError:
-                if not final.is_dir():   # not a concurrent conversion that finished first
-                    raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return root
+from benchmarks.common import REPO, command_line, prepare_cifar, shared_data
+from benchmarks.suite import train_supernet
+from nshot.score.rank import format_rank, rank_run
 
 
 def parser() -> argparse.ArgumentParser:
@@ -104,7 +72,7 @@ def main(argv=None) -> dict:
                       eval_images=args.eval_images, progress="log", probe=args.probe, probe_images=args.probe_images)
     t_rank = time.time() - t_rank
     print(format_rank(report))
-    summary = {"command": "python benchmarks/rank_cifar10.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    summary = {"command": command_line("rank_cifar10", argv),
                "kendall_tau": report["kendall_tau"], "spearman_rho": report["spearman_rho"],
                "top1": report.get("top1"), "precision_at": report.get("precision_at"),
                "train_seconds": t_train, "rank_seconds": t_rank, "total_seconds": time.time() - t0,

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Kendall's tau over *all* NB201 cells for finished benchmark runs, from a seeded uniform sample.
 
 Scoring every one of the 15,625 cells costs 9,445 supernet evaluations per run (exact dedup); on a CPU that is
@@ -9,7 +8,7 @@ every cell (the interval is then not an uncertainty of that tau: see ``kendall_t
 with the protocol it was ranked with in its benchmark (``bench_rank.json``: BN mode, held-out images, probe). Each run is one ``python -m nshot rank`` subprocess (its scores cache is reused, so cells already
 scored, e.g. the 327-cell subset, are not evaluated again); ``--jobs`` run at once.
 
-    python benchmarks/rank_sample.py --sample 1000 --jobs 2 \\
+    python -m benchmarks.rank_sample --sample 1000 --jobs 2 \\
         --variant spos runs/bench-dyn-c8n2/spos-s0 runs/bench-dyn-c8n2/spos-s1 runs/bench-dyn-c8n2/spos-s2 \\
         --variant spos_calr_ms runs/bench-dyn-c8n2/spos_calr_ms-s0 ... --out runs/rank-sample-1000.json
 """
@@ -17,18 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from benchmarks.rank_cifar10 import shared_data  # noqa: E402
-from nshot.score.rank import format_optional as _fmt  # noqa: E402
+from benchmarks.common import command_line, module_env, shared_data
+from benchmarks.jobs import in_parallel
+from nshot.score.rank import format_optional as _fmt
 
 
 def scoring_args(run: Path, eval_images: Optional[int]) -> list[str]:
@@ -53,9 +49,8 @@ def rank_one(run: Path, subset: str, eval_images: Optional[int], table: Path, th
     cmd = [sys.executable, "-m", "nshot", "rank", str(run), "--benchmark", "nb201", "--metric", "cifar10/test",
            "--table", str(table), "--subset", subset, *scoring_args(run, eval_images), "--threads", str(threads),
            "--progress", "log"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(run / "rank-sample.log", "a") as log:
-        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=module_env())
     return json.loads((run / "rank.json").read_text())   # the ranking just written (= its rank-<tag>.json)
 
 
@@ -89,10 +84,9 @@ def main(argv=None) -> dict:
     for _, d in jobs:
         if not (d / "config.yaml").exists():
             ap.error(f"{d} is not a run directory (no config.yaml)")
-    with ThreadPoolExecutor(args.jobs) as pool:
-        reports = list(pool.map(lambda j: rank_one(j[1], subset, args.eval_images, Path(args.table), args.threads),
-                                jobs))
-    summary: dict = {"command": "python benchmarks/rank_sample.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    reports = in_parallel(lambda j: rank_one(j[1], subset, args.eval_images, Path(args.table), args.threads),
+                          jobs, args.jobs)
+    summary: dict = {"command": command_line("rank_sample", argv),
                      "subset": subset, "eval_images": args.eval_images, "variants": {}}
     print(f"| variant | tau (sample of {subset}) mean ± std | per run [95% CI over cells] | evaluations/run |")
     print("|---|---|---|---|")

@@ -1,6 +1,6 @@
 """Screenshot of a run's HTML report in headless Chromium (a rendering check of `nshot.report`).
 
-    python benchmarks/report_screenshot.py RUN_DIR OUT.png [--no-build] [--width 1280] [--height 4000]
+    python -m benchmarks.report_screenshot RUN_DIR --out OUT.png [--no-build] [--width 1280] [--height 4000]
 
 Builds RUN_DIR/report.html (unless --no-build and it exists; RUN_DIR may also be an .html file), opens it
 in headless Chromium and saves a PNG of the top ``--height`` pixels. Needs the ``chromium`` binary
@@ -15,8 +15,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def chromium_binary() -> str | None:
@@ -55,7 +53,7 @@ def screenshot(html: Path, out: Path, width: int = 1280, height: int = 4000, tim
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path, help="run directory (or a report .html file)")
-    ap.add_argument("out", type=Path, help="PNG to write")
+    ap.add_argument("--out", type=Path, required=True, help="PNG to write")
     ap.add_argument("--no-build", action="store_true", help="use the existing RUN_DIR/report.html if present")
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=4000)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """How well does Kendall's tau on a uniform sample of NB201 cells estimate the tau over all 15,625 cells, and
 does its 95 % bootstrap interval cover that value as often as it claims?
 
@@ -9,25 +8,22 @@ exactly as ``nshot rank --subset N`` draws them (``NB201Benchmark.subset(N, seed
 each sample's tau and ``kendall_tau_ci`` (1,000 resamples) are compared with the exact all-cell tau of the
 same score. Reported per score: the exact tau, the mean and standard deviation of the sample taus, the mean
 interval width and the fraction of intervals that hold the exact tau (coverage). This is what justifies
-quoting ``benchmarks/rank_sample.py``'s 1,000-cell taus as estimates of the all-cell tau.
+quoting ``benchmarks.rank_sample``'s 1,000-cell taus as estimates of the all-cell tau.
 
-    python benchmarks/sample_tau_check.py --n 1000 --samples 40 --out /tmp/sample_tau_check.json
+    python -m benchmarks.sample_tau_check --n 1000 --samples 40 --out /tmp/sample_tau_check.json
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from benchmarks.rank_cifar10 import shared_data  # noqa: E402
-from nshot.benchmarks.nb201 import NB201Benchmark  # noqa: E402
-from nshot.score.ranking import kendall_tau, kendall_tau_ci  # noqa: E402
+from benchmarks.common import command_line, shared_data
+from nshot.benchmarks.nb201 import NB201Benchmark
+from nshot.score.ranking import kendall_tau, kendall_tau_ci
 
 
 def check(table: NB201Benchmark, scores: dict[str, float], truth: dict[str, float], n: int, samples: int) -> dict:
@@ -69,7 +65,7 @@ def main(argv=None) -> dict:
     for name, r in rows.items():
         print(f"| {name} | {r['exact_tau']:.4f} | {r['sample_tau_mean']:.4f} ± {r['sample_tau_std']:.4f} | "
               f"{r['ci_width_mean']:.4f} | {r['coverage']:.2f} |")
-    result = {"command": "python benchmarks/sample_tau_check.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    result = {"command": command_line("sample_tau_check", argv),
               "rows": rows}
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))

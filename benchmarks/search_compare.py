@@ -6,21 +6,19 @@ scores of a supernet ranked over all cells (``--scores RUN/rank-all.csv``: its `
 strategy and seed one search runs to ``--budget`` evaluations; the cell each would return after n evaluations
 (the best fitness among its first n, in evaluation order) is looked up in ``c10_test_200ep``.
 
-    python benchmarks/search_compare.py --budget 500 --seeds 0 1 2 3 4 --out runs/bench-search/summary.json
+    python -m benchmarks.search_compare --budget 500 --seeds 0 1 2 3 4 --out runs/bench-search/summary.json
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from benchmarks.common import REPO, command_line
 
 CHECKPOINTS = (25, 50, 100, 150, 200, 300, 400, 500, 750, 1000)
 
@@ -71,7 +69,7 @@ def main(argv=None) -> dict:
         "tree": lambda f, s: tree_search(sp, f, args.budget, np.random.default_rng(s)),
     }
     points = [n for n in CHECKPOINTS if n <= args.budget]
-    summary = {"command": "python benchmarks/search_compare.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    summary = {"command": command_line("search_compare", argv),
                "fitness": args.scores or "c10_val_200ep", "truth": "c10_test_200ep", "seeds": args.seeds,
                "best_possible_truth": max(test.values()), "strategies": {}}
     for name, run in strategies.items():

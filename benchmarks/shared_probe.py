@@ -13,18 +13,16 @@ cost per architecture apart: the probes score the same ``--cost-archs`` cells wi
 ABBA rounds in one process (``benchmarks/timing.abba``), so a change of load hits every probe alike; it
 reports the median per cell and, for shared-linear, adds one head training per 1,000 cells.
 
-    python benchmarks/shared_probe.py --data-root /tmp/nshot-cifar --out runs/bench-shared-probe
+    python -m benchmarks.shared_probe --data-root /tmp/nshot-cifar --out runs/bench-shared-probe
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from benchmarks.common import REPO, command_line, prepare_cifar
 
 
 def train(config: str, run_dir: Path, overrides: list[str]) -> None:
@@ -59,7 +57,6 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
-    from benchmarks.rank_cifar10 import prepare_cifar
     from nshot import benchmarks
     from nshot.score.rank import make_scorer
     from nshot.score.ranking import rank_report
@@ -80,7 +77,7 @@ def main(argv=None) -> dict:
     truth = bench.query_many(archs, "cifar10/test")
     from nshot import spaces
     params = [spaces.get("nb201").num_params(a) for a in archs]
-    summary = {"command": " ".join(sys.argv), "archs": len(archs), "settings": vars(args), "rows": []}
+    summary = {"command": command_line("shared_probe", argv), "archs": len(archs), "settings": vars(args), "rows": []}
     configs = {"spos": "configs/nb201/spos.yaml", "pinas": "configs/nb201/pinas.yaml"}
     for name in args.supernets:
         config = configs[name]

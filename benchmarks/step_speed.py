@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Images/s and peak memory of one SPOS training step on the NB201 supernet: nshot vs. xautodl.
 
 One step = set the sampled path, zero the gradients, forward, cross-entropy, backward, clip the gradient
@@ -35,7 +34,7 @@ tensor bytes above the pre-step level, replayed from every allocation/free event
 Both include the gradients and SGD momentum buffers created during the steps. CUDA:
 ``torch.cuda.max_memory_allocated`` minus ``memory_allocated`` before the first step.
 
-Run ``python benchmarks/step_speed.py --help`` for the flags.
+Run ``python -m benchmarks.step_speed --help`` for the flags.
 """
 from __future__ import annotations
 
@@ -52,12 +51,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from benchmarks.common import command_line, module_env
+from benchmarks.timing import abba_order
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 CONV3X3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -298,11 +296,11 @@ def profiler_peaks(impl, batches, archs, device) -> dict:
 
 
 def measure_memory(args, impl_name, workload) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--_mem-worker", impl_name, workload,
+    cmd = [sys.executable, "-m", "benchmarks.step_speed", "--_mem-worker", impl_name, workload,
            "--device", args.device, "--threads", str(args.threads), "--batch", str(args.batch), "--C", str(args.C),
            "--N", str(args.N), "--num-classes", str(args.num_classes), "--resolution", str(args.resolution),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--seed", str(args.seed)]
-    env = dict(os.environ)
+    env = module_env()
     env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")  # fixed threshold: big blocks are mmap'd and returned
     env.setdefault("MALLOC_TRIM_THRESHOLD_", "131072")
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -326,7 +324,7 @@ def measure_speed(args, device, log) -> dict:
             run_block(impls[n], batches, prepared[(n, w)][:args.warmup], 0, device)
     log(f"warm-up done ({args.warmup} steps per implementation and workload)")
     for r in range(args.rounds):
-        order = IMPLS if r % 2 == 0 else IMPLS[::-1]
+        order = abba_order(IMPLS, r)
         lo = args.warmup + r * args.steps
         for w in args.workloads:
             for n in order:
@@ -468,7 +466,7 @@ def main(argv=None):
     if args.out:
         cfg = {k: v for k, v in vars(args).items() if k not in ("mem_worker", "out")}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"config": cfg, "machine": info, "command": " ".join(sys.argv),
+        Path(args.out).write_text(json.dumps({"config": cfg, "machine": info, "command": command_line("step_speed", argv),
                                               **summary}, indent=1))
 
 

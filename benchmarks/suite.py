@@ -1,32 +1,18 @@
-"""Run many (variant, seed) jobs of benchmarks/rank_cifar10.py, resumably, and summarise tau per variant.
+"""A benchmark's supernet run directory, resumable, and the summaries of multi-seed comparisons.
 
-Shared by the multi-seed benchmarks (dynamic_cifar10.py, fewshot_cifar10.py, pinas_cifar10.py): each job is
-one train + rank run in its own directory ``OUT/<variant>-s<seed>``; a finished job (its ``bench_rank.json``
-exists) is never run again, provided it was made with the same settings (:func:`check_same_settings`), and an
-interrupted one continues where it stopped (:func:`train_supernet`, then the scorer's cache).
+:func:`train_supernet` trains (or continues) the supernet of one benchmark run directory, refusing a directory
+that holds another run; the multi-seed benchmarks (``dynamic_cifar10``, ``fewshot_cifar10``,
+``pinas_cifar10``, ``macro_cifar10``) summarise tau per variant with :func:`summarize` and merge invocations
+with :func:`write_summary`. The jobs themselves (one ``rank_cifar10`` run per variant and seed) are run by
+``benchmarks.jobs``.
 """
 from __future__ import annotations
 
 import json
-import shlex
 import statistics
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, Union
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One training recipe of a comparison: a config and the rank_cifar10.py arguments that differ."""
-    name: str
-    config: str                                   # path of the YAML recipe
-    args: Sequence[str] = field(default_factory=tuple)   # extra rank_cifar10.py arguments (e.g. --epochs 3)
-
 
 BENCH_ARGS = "bench_args.json"   # the recipe and overrides a benchmark run directory was started with
 
@@ -95,52 +81,6 @@ def _check_same_run(out: Path, args: dict, cfg) -> None:
         return
     sys.exit(f"{out} holds another run ({BENCH_ARGS} missing, config.yaml different or missing): remove it or "
              "choose another --out")
-
-
-NB201_TRAIN_HALF = 25000   # images in NB201's cifar10-valid train half: --train-images 25000 is all of it
-
-
-def check_same_settings(run: Path, recorded_command: str, args: Sequence[str]) -> None:
-    """Exit with a message unless the finished ``run`` was made with the rank_cifar10.py settings of ``args``
-    (its recorded ``command``, parsed; threads, data folder and output path may differ; a missing
-    ``--train-images`` means the whole train half), so a benchmark never reuses a run made another way."""
-    from benchmarks.rank_cifar10 import parser
-
-    def settings(argv: Sequence[str]) -> dict:
-        d = vars(parser().parse_args(list(argv)))
-        for k in ("threads", "data_root", "out"):
-            d.pop(k)
-        d["config"] = str(Path(d["config"]).resolve())
-        d["train_images"] = d["train_images"] or NB201_TRAIN_HALF
-        return d
-    before = settings(shlex.split(recorded_command)[2:])      # drop "python benchmarks/rank_cifar10.py"
-    now = settings(args)
-    if before != now:
-        diff = ", ".join(f"{k}: {before[k]!r} then, {now[k]!r} now" for k in sorted(now) if before[k] != now[k])
-        sys.exit(f"{run} is a finished run made with other settings ({diff}): remove it or choose another --out")
-
-
-def run_jobs(out: Path, variants: Sequence[Variant], seeds: Sequence[int], common: Sequence[str],
-             jobs: int = 1) -> dict[tuple[str, int], dict]:
-    """Run every (variant, seed) (seeds outermost, so all variants of seed 0 finish first); returns results."""
-    out.mkdir(parents=True, exist_ok=True)
-
-    def one(job: tuple[Variant, int]) -> dict:
-        v, seed = job
-        run = out / f"{v.name}-s{seed}"
-        args = ["--config", v.config, "--seed", str(seed), *common, *v.args, "--out", str(run)]
-        if (run / "bench_rank.json").exists():
-            finished = json.loads((run / "bench_rank.json").read_text())
-            check_same_settings(run, finished["command"], args)
-            return finished
-        cmd = [sys.executable, str(REPO / "benchmarks/rank_cifar10.py"), *args]
-        with open(out / f"{v.name}-s{seed}.log", "a") as log:   # a continued run appends
-            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
-        return json.loads((run / "bench_rank.json").read_text())
-
-    todo = [(v, s) for s in seeds for v in variants]
-    with ThreadPoolExecutor(jobs) as pool:
-        return {(v.name, s): r for (v, s), r in zip(todo, pool.map(one, todo))}
 
 
 RUN_OPTIONS = ("seeds", "recipes", "jobs", "threads", "data_root", "out")   # which runs, and how: not what

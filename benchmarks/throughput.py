@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Throughput of nshot: architectures/s of the plain vs the fast scorer, and training images/s of a plain loop vs\nnshot's training step.
 
 Scoring half. One supernet with random weights (default C=8, N=1, 10 classes, BN affine=False with batch
@@ -26,8 +25,8 @@ a host-to-device copy and a loss read-back every step, fp32) vs nshot's ``Traine
 the device, batched device-side augmentation, no per-step sync; bf16 autocast and channels_last where the
 device defaults turn them on: CUDA), interleaved rounds, medians.
 
-    python benchmarks/throughput.py                         # CPU scale of the results table
-    python benchmarks/throughput.py --device cuda --C 16 --N 5 --images 10000
+    python -m benchmarks.throughput                         # CPU scale of the results table
+    python -m benchmarks.throughput --device cuda --C 16 --N 5 --images 10000
 """
 from __future__ import annotations
 
@@ -37,23 +36,20 @@ import os
 import platform
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Optional
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
+from benchmarks.common import command_line, shared_data
+from benchmarks.timing import abba
+from nshot import spaces
+from nshot.data import ImageData
+from nshot.nn import nb201_supernet
+from nshot.score import ScoreProtocol, Scorer, count_functions
 
-from nshot import spaces  # noqa: E402
-from nshot.data import ImageData  # noqa: E402
-from nshot.nn import nb201_supernet  # noqa: E402
-from nshot.score import ScoreProtocol, Scorer, count_functions  # noqa: E402
-
-DEFAULT_SUBSET = ROOT.parent / "shared" / "data" / "nb201" / "kendall_subset_327.txt"
+DEFAULT_SUBSET = shared_data() / "nb201" / "kendall_subset_327.txt"
 SCORERS = {   # name -> (dedup, execution options; None = the device default)
     "plain": ("none", dict(batch_group=1, sync_every=1), "fp32"),
     "fast exact": ("exact", dict(batch_group=None, sync_every=None), "auto"),
@@ -200,10 +196,7 @@ def training_throughput(args, device: torch.device) -> Optional[list[dict]]:
         batches = [b for e in range(1000) for b in epoch_batches(len(data), 64, args.seed, e)]
         state = {"t": 0}
 
-        def run(name: str, steps: int) -> float:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
+        def run(name: str, steps: int) -> None:
             for _ in range(steps):
                 t = state["t"]
                 state["t"] += 1
@@ -216,14 +209,12 @@ def training_throughput(args, device: torch.device) -> Optional[list[dict]]:
                     plain.step(idx, trainer.step_plan(t)[0][0])
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            return time.perf_counter() - t0
 
-        for name in ("plain", "nshot"):
+        for name in ("plain", "nshot"):   # warm-up: 3 steps each
             run(name, 3)
-        times = {"plain": [], "nshot": []}
-        for r in range(args.rounds):
-            for name in (("plain", "nshot") if r % 2 == 0 else ("nshot", "plain")):
-                times[name].append(run(name, args.train_steps))
+        ms = abba({n: (lambda n=n: run(n, args.train_steps)) for n in ("plain", "nshot")}, args.rounds, 1,
+                  warmup=False)
+        times = {n: [t / 1000 for t in v] for n, v in ms.items()}   # seconds per block
         rate = {n: args.train_steps * 64 / statistics.median(ts) for n, ts in times.items()}
         return [{"workload": f"SPOS steps, C={args.C} N={args.N}, batch 64", "plain": {"images_per_s": rate["plain"]},
                  "nshot": {"images_per_s": rate["nshot"], "ratio": rate["nshot"] / rate["plain"],
@@ -272,7 +263,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--train-steps", type=int, default=20, help="training steps per timed block (0: skip training)")
     ap.add_argument("--threads", type=int, help="torch threads (CPU)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--out", help="also write the raw results here (JSON)")
+    ap.add_argument("--json", dest="out", help=argparse.SUPPRESS)   # the old spelling, in recorded commands
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -284,11 +276,11 @@ def main(argv=None) -> dict:
            "eval_batch_size": args.eval_batch_size, "rounds": args.rounds, "cpus": os.cpu_count()}
     scoring = scoring_throughput(args, device)
     training = training_throughput(args, device)
-    command = "python benchmarks/throughput.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("throughput", argv)
     print(markdown(scoring, training, command.strip(), env))
     out = {"env": env, "command": command, "scoring": scoring, "training": training}
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     return out
 
 

@@ -1,4 +1,7 @@
-"""benchmarks/suite.py: a benchmark run directory continues an interrupted training and refuses foreign runs."""
+"""The benchmark package's shared parts: a benchmark run directory continues an interrupted training and refuses
+foreign runs (``benchmarks.suite``), the job runner reuses only runs made with the same settings
+(``benchmarks.jobs``), summaries merge, the ABBA timing order (``benchmarks.timing``), and helpers of single
+benchmarks."""
 from __future__ import annotations
 
 import json
@@ -168,10 +171,13 @@ def test_gm_cost_power_exponents():
     assert (p, q) == pytest.approx((1.0, 0.5))
 
 
-def test_a_finished_run_is_reused_only_with_the_same_settings(tmp_path):
-    from benchmarks.suite import REPO, check_same_settings
+@pytest.mark.parametrize("spelling", ["python -m benchmarks.rank_cifar10", "python benchmarks/rank_cifar10.py"],
+                         ids=["module", "script (runs made before benchmarks became a package)"])
+def test_a_finished_run_is_reused_only_with_the_same_settings(tmp_path, spelling):
+    from benchmarks.common import REPO
+    from benchmarks.jobs import check_same_settings
     cfg = str(REPO / "configs/nb201/spos.yaml")
-    recorded = f"python benchmarks/rank_cifar10.py --epochs 15 --C 8 --eval-images 1000 --threads 2 --out {tmp_path}"
+    recorded = f"{spelling} --epochs 15 --C 8 --eval-images 1000 --threads 2 --out {tmp_path}"
     same = ["--config", cfg, "--seed", "0", "--epochs", "15", "--C", "8", "--train-images", "25000",
             "--eval-images", "1000", "--threads", "1", "--data-root", "/elsewhere", "--out", str(tmp_path / "x")]
     check_same_settings(tmp_path, recorded, same)    # defaults spelled out, threads/data/out differ: the same run
@@ -181,3 +187,30 @@ def test_a_finished_run_is_reused_only_with_the_same_settings(tmp_path):
         check_same_settings(tmp_path, recorded, [*same, "--train-images", "10000"])
     with pytest.raises(SystemExit, match="config"):
         check_same_settings(tmp_path, recorded, [*same, "--config", str(REPO / "configs/nb201/fairnas.yaml")])
+
+
+def test_abba_alternates_the_order_every_round_after_one_warm_up_call_each():
+    from benchmarks.timing import abba, abba_order
+    assert abba_order("ab", 0) == ["a", "b"] and abba_order("ab", 1) == ["b", "a"]
+    assert abba_order("abc", 3) == ["c", "b", "a"]
+    calls = []
+    times = abba({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, reps=2)
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] + ["b", "b", "a", "a"] + ["a", "a", "b", "b"]
+    assert [len(v) for v in times.values()] == [3, 3] and all(t >= 0 for v in times.values() for t in v)
+    calls.clear()
+    abba({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=2, reps=1, warmup=False)
+    assert calls == ["a", "b", "b", "a"]
+
+
+def test_a_job_runs_once_as_a_module_and_is_then_read_back(tmp_path):
+    from benchmarks.jobs import Job, in_parallel, run_job
+    # a real child: the benchmark that writes its JSON with --out (numbers of a tiny, seeded count)
+    job = Job("dead_edge_work", ["--samples", "50", "--C", "4", "--N", "1", "--out", str(tmp_path / "r.json")],
+              tmp_path / "r.json", tmp_path / "logs" / "r.log")
+    first = run_job(job)
+    assert first["command"].startswith("python -m benchmarks.dead_edge_work --samples 50")
+    assert first["cell_conv_macs_ratio"] >= 1 and "xautodl / nshot" in job.log.read_text()
+    seen = []
+    assert run_job(job, check=seen.append) == first and seen == [first]   # finished: read, not run again
+    assert job.log.read_text().count("xautodl / nshot") == 3                # three ratios, printed once
+    assert in_parallel(lambda x: x * x, [1, 2, 3], jobs=2) == [1, 4, 9]

@@ -1,4 +1,4 @@
-"""``benchmarks/gpu_suite.py --smoke``: every stage of the GPU suite runs on CPU at a tiny size, writes its
+"""``python -m benchmarks.gpu_suite --smoke``: every stage of the GPU suite runs on CPU at a tiny size, writes its
 results under one folder, and a second call continues instead of starting over (so the suite cannot rot
 between GPU runs)."""
 import json
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _suite(out: Path, *extra: str) -> dict:
-    p = subprocess.run([sys.executable, str(REPO / "benchmarks/gpu_suite.py"), "--smoke", "--out", str(out),
+    p = subprocess.run([sys.executable, "-m", "benchmarks.gpu_suite", "--smoke", "--out", str(out),
                         *extra], cwd=REPO, capture_output=True, text=True, timeout=600,
                        env={"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

@@ -297,7 +297,7 @@ def test_screenshot_renders(full_report, tmp_path):
 
     run, _, _ = full_report
     out = tmp_path / "shot.png"
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "report_screenshot.py"), str(run), str(out),
+    subprocess.run([sys.executable, "-m", "benchmarks.report_screenshot", str(run), "--out", str(out),
                     "--no-build", "--height", "2400"], check=True, cwd=REPO, timeout=240)
     img = Image.open(out).convert("RGB")
     assert img.size == (1280, 2400)
