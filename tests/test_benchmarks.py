@@ -1,10 +1,7 @@
 """nshot.benchmarks: the NB201 table loader, queries, subsets, registry and the NATS-Bench exporter."""
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -94,35 +91,14 @@ def test_real_params_equal_space_count(real):
         np.testing.assert_array_equal(real.query_many(archs, metric), exact)
 
 
-def test_real_table_load_time_and_memory(real_csv):
-    """Cold load in a fresh interpreter: < 1 s; prints time, RSS and the Python allocation peak."""
-    code = textwrap.dedent(f"""
-        import json, time, tracemalloc
-        def rss_mb():
-            for line in open("/proc/self/status"):
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-            return float("nan")
-        from nshot.benchmarks import NB201Benchmark
-        before = rss_mb()
-        t = time.perf_counter()
-        b = NB201Benchmark.from_csv({str(real_csv)!r})
-        seconds = time.perf_counter() - t
-        after = rss_mb()
-        tracemalloc.start()
-        NB201Benchmark.from_csv({str(real_csv)!r})
-        peak = tracemalloc.get_traced_memory()[1] / 2**20
-        tracemalloc.stop()
-        print(json.dumps(dict(rows=len(b), seconds=seconds, rss_before_mb=before, rss_after_mb=after,
-                              alloc_peak_mb=peak)))
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
-                         timeout=120)
-    m = json.loads(out.stdout.strip().splitlines()[-1])
+def test_real_table_load_memory(real_csv):
+    """Cold load in a fresh interpreter adds < 100 MiB; prints time, RSS and the Python allocation peak (its
+    time target, < 1 s, is measured by ``python -m benchmarks.table_load``: no wall clock in a test)."""
+    from benchmarks.table_load import measure
+    m = measure(real_csv)
     print(f"\nNB201 table load: {m['seconds']:.3f} s, RSS {m['rss_before_mb']:.1f} -> {m['rss_after_mb']:.1f} MiB "
           f"(+{m['rss_after_mb'] - m['rss_before_mb']:.1f}), Python allocation peak {m['alloc_peak_mb']:.1f} MiB")
     assert m["rows"] == 15625
-    assert m["seconds"] < 1.0
     assert m["rss_after_mb"] - m["rss_before_mb"] < 100
 
 
