@@ -1,18 +1,13 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures; the plain helper functions and classes several test files use are in
+``tests/helpers.py``."""
 from __future__ import annotations
 
-import os
+import csv
 from pathlib import Path
 
 import pytest
 
-
-def shared_data_dir() -> Path:
-    """Where the reference data lives: ``$NSHOT_SHARED_DATA`` if set, else ``<repo>/../shared/data``."""
-    env = os.environ.get("NSHOT_SHARED_DATA")
-    if env:
-        return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+from tests.helpers import shared_data_dir
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +37,18 @@ def tiny_data():
     return make(96), make(64)
 
 
-def tiny_overrides(*extra: str) -> list[str]:
-    """Config overrides for a seconds-long CPU run on ``tiny_data``."""
-    return ["device=cpu", "model.C=4", "model.N=1", "train.epochs=3", "train.batch_size=32",
-            "data.crop_padding=1", "run.progress=none", *extra]
+@pytest.fixture(scope="module")
+def nb201_table(shared_data):
+    """The real NB201 table as ``(c10_val, c10_test)`` dicts keyed by canonical string (skips when absent)."""
+    from nshot import spaces
+    sp = spaces.get("nb201")
+    path = shared_data / "nb201" / "nb201_200ep.csv"
+    if not path.is_file():
+        pytest.skip(f"NB201 table not found at {path}")
+    val, test = {}, {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            a = sp.parse(row["arch_str"])
+            val[a], test[a] = float(row["c10_val_200ep"]), float(row["c10_test_200ep"])
+    assert len(val) == 15625
+    return val, test

@@ -37,6 +37,7 @@ def _check_parse(text: str) -> None:
     assert out in CANONICAL and SP.parse(out) == out and SP.encode(SP.decode(out)) == out
 
 
+@pytest.mark.slow
 @settings(max_examples=FUZZ_ARCH_EXAMPLES, deadline=None)
 @given(st.text(alphabet=st.sampled_from("|+~0123456789 _\n\t" + "".join(sorted(set("".join(OPS))))), max_size=90)
        | st.text(max_size=60))
@@ -49,6 +50,7 @@ _EDITS = st.lists(st.tuples(st.sampled_from(["insert", "delete", "replace", "swa
                   min_size=1, max_size=4)
 
 
+@pytest.mark.slow
 @settings(max_examples=FUZZ_ARCH_EXAMPLES, deadline=None)
 @given(st.integers(0, len(CANONICAL) - 1), _EDITS)
 def test_fuzz_mutated_valid_strings_parse_or_raise_value_error(index, edits):
@@ -142,6 +144,7 @@ def _typed_override(draw_key):
     return f"{key}={draw_key(value)}"
 
 
+@pytest.mark.slow
 @settings(max_examples=FUZZ_CONFIG_EXAMPLES, deadline=None)
 @given(st.data())
 def test_fuzz_typed_config_overrides_give_config_error_or_a_valid_config(data):
@@ -185,7 +188,7 @@ def trained_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
     """A small NB201-format table (10 archs) so that `nshot rank` gets as far as opening the run."""
-    from tests.test_crash import write_table
+    from tests.helpers import write_table
     path = tmp_path_factory.mktemp("table") / "table.csv"
     write_table(path, n=10)
     return path

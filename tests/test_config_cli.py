@@ -90,6 +90,7 @@ def test_cli_train_pause_and_resume_on_digits(tmp_path, capsys):
     assert "already holds a run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_quickstart_smoke(tmp_path, capsys):
     from nshot.quickstart import NEXT_COMMAND, run_quickstart
     s = run_quickstart(str(tmp_path / "qs"), num_archs=3, supernet_epochs=1, standalone_epochs=1, progress="none")

@@ -20,15 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
-from nshot import spaces
 from nshot.cli import main
 from nshot.train.checkpoint import load_checkpoint, read_checkpoint_file
+from tests.helpers import TIMING, assert_same_tensors, write_table
 
 REPO = Path(__file__).resolve().parents[1]
-TIMING = ("seconds", "images_per_s")
+pytestmark = pytest.mark.slow   # every test here kills and resumes subprocesses: minutes
 
 BASE = {"device": "cpu", "threads": 1, "seed": 0,
         "data": {"name": "digits", "crop_padding": 1, "flip": False, "train_subset": 448},   # 7 steps / epoch
@@ -103,27 +102,6 @@ def wait_checkpoints(run: Path, proc: subprocess.Popen, n: int) -> None:
         if not wait_until(lambda: ckpt_id(run) not in (None, before), proc):
             return
         seen = ckpt_id(run)
-
-
-def _bytes(t: torch.Tensor) -> bytes:
-    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-
-
-def assert_same_tensors(a, b, where=""):
-    """Recursive equality; tensors compared byte for byte (dtype, shape and bits)."""
-    if torch.is_tensor(a):
-        assert torch.is_tensor(b) and a.dtype == b.dtype and a.shape == b.shape, where
-        assert _bytes(a) == _bytes(b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), where
-        for k in a:
-            assert_same_tensors(a[k], b[k], f"{where}/{k}")
-    elif isinstance(a, (list, tuple)):
-        assert type(a) is type(b) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same_tensors(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, (where, a, b)
 
 
 def metrics(run: Path) -> list[dict]:
@@ -262,24 +240,6 @@ sc.Scorer._evaluate = slow_evaluate
 from nshot.cli import main
 sys.exit(main(sys.argv[1:]))
 '''
-
-COLUMNS = ["nb201_index", "arch_str", "c10_val_200ep", "c10_test_200ep", "c100_val_200ep", "c100_test_200ep",
-           "in16_val_200ep", "in16_test_200ep", "params_c10", "params_c100", "params_in16"]
-
-
-def write_table(path: Path, n: int = 150) -> None:
-    sp = spaces.get("nb201")
-    rs = np.random.default_rng(0)
-    archs = list(sp.enumerate())
-    rows = [",".join(COLUMNS)]
-    for i in sorted(rs.choice(len(archs), n, replace=False)):
-        arch = archs[i]
-        ops = sp.decode(arch)
-        acc = 40 + 8 * ops.count(3) + 4 * ops.count(2) + rs.normal()
-        p = [sp.num_params(arch, num_classes=k) for k in (10, 100, 120)]
-        rows.append(",".join([str(i), arch] + [f"{acc:.3f}"] * 6 + [str(v) for v in p]))
-    path.write_text("\n".join(rows) + "\n")
-
 
 def score_rows(run: Path) -> list[dict]:
     path = run / "scores.csv"

@@ -11,7 +11,7 @@ from nshot.config import load_config
 from nshot.data import ImageData, epoch_batches
 from nshot.score import ScoreProtocol, Scorer
 from nshot.train import Trainer
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

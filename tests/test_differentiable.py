@@ -146,6 +146,7 @@ def test_refused_combinations_name_the_reason(over, msg):
         _cfg(**over)
 
 
+@pytest.mark.slow
 def test_darts_space_end_to_end_on_digits(tmp_path, capsys):
     """search (SNAS on the DARTS space) -> derived genotype -> stand-alone training -> report, through the CLI."""
     from nshot import spaces

@@ -13,7 +13,7 @@ from nshot.config import load_config
 from nshot.train.distributed import DistInfo, from_env, shard_slice
 from nshot.train.trainer import Trainer
 
-from conftest import tiny_overrides
+from tests.helpers import tiny_overrides
 
 
 @pytest.mark.parametrize("n, world", [(n, w) for n in (0, 1, 5, 32, 33, 97) for w in (1, 2, 3, 8)])
@@ -60,6 +60,7 @@ def _worker(rank: int, world: int, port: int, overrides: list, data, run_dir: st
                                    ("train.sampler=pair", "train.objective=pinas", "pinas.queue_size=40",
                                     "pinas.dim=8", "pinas.hidden_dim=8", "pinas.bn_groups=2")],
                          ids=["calr-ms", "pinas", "pinas-shuffle-bn"])
+@pytest.mark.slow
 def test_two_processes_equal_one_process_with_two_micro_batches(tmp_path, tiny_data, extra):
     overrides = tiny_overrides("threads=1", "train.log_every_steps=2", *extra)
     port = _free_port()
@@ -120,6 +121,7 @@ def _stop_worker(rank: int, world: int, port: int, overrides: list, data, run_di
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_a_stop_request_on_one_rank_stops_every_rank_at_the_same_step_with_a_checkpoint(tmp_path, tiny_data):
     overrides = tiny_overrides("threads=1")
     mp.spawn(_stop_worker, args=(2, _free_port(), overrides, tiny_data, str(tmp_path / "ddp"), str(tmp_path / "s")),

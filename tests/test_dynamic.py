@@ -14,7 +14,7 @@ from nshot.train.grouping import ComplexityGrouping, EdgeGrouping, KMeansGroupin
 from nshot.train.lr import CaLR
 from nshot.train.ms_sgd import MomentumSeparatedSGD
 from nshot.train.sampler import FairSampler
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
 
 SP = spaces.get("nb201")
 NONE6, CONV6 = SP.encode([0] * 6), SP.encode([3] * 6)

@@ -11,7 +11,7 @@ from nshot.train import Trainer
 from nshot.train.fewshot import FewShotRun
 from nshot.train.metrics import MetricsLog
 from nshot.train.partition import mask_contains
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
 
 SP = spaces.get("nb201")
 GM = ["fewshot.method=gm", "fewshot.split_epochs=[1,2]", "fewshot.gm_batches=2", "train.epochs=4",
@@ -94,6 +94,7 @@ def test_restart_final_reinitialises_the_last_children(tmp_path, tiny_data):
         assert Trainer.resume(run.node_dir(n.id), data=tiny_data, fewshot_node=True).schedule_start == 0   # inherited
 
 
+@pytest.mark.slow
 def test_resume_across_splits_equals_uninterrupted(tmp_path, tiny_data, monkeypatch):
     cfg = load_config(None, tiny_overrides(*GM))
     full = FewShotRun.create(cfg, tmp_path / "full", data=tiny_data)

@@ -16,7 +16,7 @@ from nshot.train.gradmatch import _base_path, decision_param_names, gm_distances
 from nshot.train.partition import mask_contains
 from nshot.train.pinas import InfoNCEGM, info_nce
 
-from test_pinas import pinas_overrides
+from tests.helpers import pinas_overrides
 
 SP = spaces.get("nb201")
 GM = ["fewshot.method=gm", "fewshot.split_epochs=[1,2]", "fewshot.gm_batches=1", "train.epochs=3",
@@ -123,6 +123,7 @@ def _leaf_states(run):
     return out
 
 
+@pytest.mark.slow
 def test_pinas_gm_resume_across_splits_equals_uninterrupted(tmp_path, tiny_data, monkeypatch):
     cfg = load_config(None, overrides(*GM))
     full = FewShotRun.create(cfg, tmp_path / "full", data=tiny_data)

@@ -91,6 +91,7 @@ def test_projection_keeps_the_op_and_edges_whose_removal_hurts_most():
     assert [src for _, src in g.normal[0:2]] == [0, 1]
 
 
+@pytest.mark.slow
 def test_gm_search_on_nb201_end_to_end(tmp_path):
     """GM-NAS + DARTS on digits: two splits (4 leaves), alphas frozen before the last split, fresh children after
     it, successive halving, perturbation projection inside the winner's mask, and an idempotent resume."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import shared_data_dir
+from tests.helpers import shared_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 

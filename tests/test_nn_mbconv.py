@@ -7,27 +7,12 @@ from nshot import spaces
 from nshot.nn import BNConfig, MBConv, build_standalone, build_supernet, export_subnet
 from nshot.nn.macro import MACRO_STANDALONE_BN, macro_standalone, macro_supernet
 from nshot.nn.mbconv import skip_module
+from tests.helpers import count_macs
 
 SP = spaces.get("macro")
 TINY = dict(stem_width=4, widths=[8, 8, 16], head_width=12, num_classes=5)
 # all-identity (three stride-changing identities), all-largest, stride-changing identity next to MBConvs, mixed
 ARCHS = ["00000000", "22222222", "01201201", "20000002", "11111111", "02102100"]
-
-
-def count_macs(net: nn.Module, x: torch.Tensor, arch=None) -> int:
-    """Multiply-accumulates of one forward pass of ``x`` (one image) by hooks on every conv and linear layer."""
-    total = [0]
-
-    def hook(mod, inp, out):
-        total[0] += mod.weight.numel() * (out.shape[2] * out.shape[3] if out.dim() == 4 else 1)
-
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    net.eval()
-    with torch.no_grad():
-        net(x) if arch is None else net(x, arch)
-    for h in handles:
-        h.remove()
-    return total[0]
 
 
 def _perturbed(net: nn.Module) -> nn.Module:

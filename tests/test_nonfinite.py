@@ -8,8 +8,7 @@ import yaml
 from nshot.config import load_config
 from nshot.train import Trainer
 from nshot.train.checkpoint import load_checkpoint, read_checkpoint_file
-from tests.conftest import tiny_overrides
-from tests.test_crash import assert_same_tensors
+from tests.helpers import assert_same_tensors, tiny_overrides
 
 
 def poison(monkeypatch, tr: Trainer, bad_steps: set, where: str = "loss") -> None:

@@ -15,15 +15,9 @@ from nshot.train import rng
 from nshot.train.pinas import default_queue_size, info_nce
 from nshot.train.sampler import PairSampler
 from nshot.train.trainer import Trainer
-
-from conftest import tiny_overrides
+from tests.helpers import pinas_overrides
 
 SP = spaces.get("nb201")
-
-
-def pinas_overrides(*extra: str) -> list[str]:
-    return tiny_overrides("train.sampler=pair", "train.objective=pinas", "pinas.queue_size=48",
-                          "pinas.hidden_dim=16", "pinas.dim=8", *extra)
 
 
 # -- paired paths -----------------------------------------------------------------------------------------

@@ -1,31 +1,19 @@
 """train → rank → search → train-arch → report through the `nshot` command, on a seconds-long run."""
 import json
 
-import numpy as np
 import pytest
 import yaml
 
-from nshot import spaces
 from nshot.cli import main
-
-SP = spaces.get("nb201")
-COLUMNS = ["nb201_index", "arch_str", "c10_val_200ep", "c10_test_200ep", "c100_val_200ep", "c100_test_200ep",
-           "in16_val_200ep", "in16_test_200ep", "params_c10", "params_c100", "params_in16"]
+from tests.helpers import write_table
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     """A trained tiny run on digits and a synthetic benchmark table covering all 15,625 cells."""
     tmp = tmp_path_factory.mktemp("pipe")
-    rs = np.random.default_rng(0)
-    rows = [",".join(COLUMNS)]
-    for i, arch in enumerate(SP.enumerate()):
-        ops = SP.decode(arch)
-        acc = 40 + 8 * ops.count(3) + 4 * ops.count(2) + rs.normal()
-        p = [SP.num_params(arch, num_classes=k) for k in (10, 100, 120)]
-        rows.append(",".join([str(i), arch] + [f"{acc:.3f}"] * 6 + [str(v) for v in p]))
     table = tmp / "table.csv"
-    table.write_text("\n".join(rows) + "\n")
+    write_table(table, n=None)
     cfg = tmp / "digits.yaml"
     cfg.write_text(yaml.safe_dump({"device": "cpu", "threads": 1, "data": {"name": "digits", "crop_padding": 1,
                                    "flip": False}, "model": {"C": 4, "N": 1}, "train": {"epochs": 2, "batch_size": 128},

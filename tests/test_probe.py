@@ -68,7 +68,7 @@ def test_scorer_probe_scores_paths_and_keys_the_cache(tmp_path, tiny_data):
     from nshot.score.scorer import ScoreCache, ScoreProtocol, Scorer
     from nshot.train.trainer import Trainer
 
-    from conftest import tiny_overrides
+    from tests.helpers import tiny_overrides
 
     tr = Trainer.create(load_config(None, tiny_overrides()), tmp_path / "r", data=tiny_data)
     tr.fit()

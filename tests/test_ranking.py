@@ -196,6 +196,7 @@ def test_rank_report_json_ready():
         rank_report(archs, scores, truth, None, fractions=(0.1, 2))
 
 
+@pytest.mark.slow
 def test_kendall_tau_ci_covers_the_population_tau_of_samples():
     """A sample's 90 % interval should hold the tau over the whole population about 90 % of the time."""
     rng = np.random.default_rng(0)

@@ -17,7 +17,7 @@ from nshot.train import Trainer
 from nshot.train.fewshot import FewShotRun
 from nshot.train.partition import mask_contains
 from nshot.train.sampler import FairSampler
-from tests.test_train import _optim_equal, _states_equal
+from tests.helpers import optim_equal, states_equal
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = ["spos", "spos_calr_ms", "fairnas", "fairnas_calr_ms", "fsnas", "gmnas", "pinas"]
@@ -84,8 +84,8 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_data, space, recipe):
     resumed = Trainer.resume(tmp_path / "part", data=tiny_data)
     assert resumed.step == 4
     resumed.fit()
-    _states_equal(full.model.state_dict(), resumed.model.state_dict())
-    _optim_equal(full.optimizer.state_dict(), resumed.optimizer.state_dict())
+    states_equal(full.model.state_dict(), resumed.model.state_dict())
+    optim_equal(full.optimizer.state_dict(), resumed.optimizer.state_dict())
     strip = lambda recs: [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in recs]
     assert strip(full.metrics.read()) == strip(resumed.metrics.read())
 

@@ -310,7 +310,7 @@ def test_fewshot_report_shows_the_tree_node_curves_and_gm_matrices(tmp_path, tin
     from nshot.report import build_report
     from nshot.train.fewshot import FewShotRun
 
-    from conftest import tiny_overrides
+    from tests.helpers import tiny_overrides
 
     cfg = load_config(None, tiny_overrides("fewshot.method=gm", "fewshot.split_epochs=[1]", "fewshot.gm_batches=2",
                                            "train.epochs=2"))

@@ -9,8 +9,7 @@ import nshot
 from nshot.config import load_config
 from nshot.train import Trainer
 from nshot.train.env import git_commit
-from tests.conftest import tiny_overrides
-from tests.test_crash import TIMING, assert_same_tensors
+from tests.helpers import TIMING, assert_same_tensors, tiny_overrides
 
 RECIPES = {
     "spos_calr_ms": ["train.lr_policy=calr", "train.optimizer=ms_sgd"],

@@ -283,6 +283,7 @@ def test_function_counts_of_the_327_subset(shared_data):
     assert (len(sub), count_functions(sub, "exact"), count_functions(sub, "iso")) == (327, 231, 180)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
 def test_torchrun_two_ranks_write_what_one_process_writes(tmp_path):
     """`torchrun --nproc_per_node=2 -m nshot rank RUN`: ranks share the work, rank 0 merges and writes."""

@@ -8,7 +8,7 @@ from nshot.nn import nb201_supernet
 from nshot.score import ScoreProtocol, Scorer, load_run, recalibrate, running_stats_mode
 from nshot.train import Trainer
 from nshot.train.trainer import RunDirError
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
 
 SP = spaces.get("nb201")
 ARCHS = [SP.sample(i) for i in range(6)]

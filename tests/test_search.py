@@ -1,7 +1,6 @@
 """Search strategies: exhaustive, random, SPOS evolution (nshot.search)."""
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -15,59 +14,9 @@ from hypothesis import strategies as st
 from nshot import spaces
 from nshot.search import (CachedFitness, Constraint, SearchResult, evolution_search, exhaustive_search,
                           get_strategy, random_search)
-from nshot.spaces import SearchSpace
+from tests.helpers import Counting, ToySpace, synthetic, toy_fitness
 
 SP = spaces.get("nb201")
-WEIGHTS = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0)
-
-
-def synthetic(arch: str) -> float:
-    """A smooth fitness with a unique maximum (op 4 on every edge): weighted sum of op indices."""
-    return float(sum(w * c for w, c in zip(WEIGHTS, SP.decode(arch))))
-
-
-class Counting:
-    """fn(arch) that records every call."""
-
-    def __init__(self, fn=synthetic, forbidden=()):
-        self.fn, self.calls, self.forbidden = fn, [], set(forbidden)
-
-    def __call__(self, arch):
-        assert arch not in self.forbidden, f"fitness called for cached arch {arch}"
-        self.calls.append(arch)
-        return self.fn(arch)
-
-
-class ToySpace(SearchSpace):
-    """3 decisions of sizes 2, 3, 4: 24 architectures, to test exhaustion and genericity."""
-
-    name = "toy"
-
-    @property
-    def choices(self):
-        return (("a", "b"), ("x", "y", "z"), ("0", "1", "2", "3"))
-
-    def parse(self, text):
-        parts = text.split("-")
-        if len(parts) != 3 or any(p not in c for p, c in zip(parts, self.choices)):
-            raise ValueError(f"bad toy arch {text!r}")
-        return text
-
-    def decode(self, arch):
-        return tuple(c.index(p) for p, c in zip(self.parse(arch).split("-"), self.choices))
-
-    def encode(self, choice):
-        return "-".join(c[i] for i, c in zip(self._check_choice(choice), self.choices))
-
-    def num_params(self, arch, scale=10):
-        return scale * sum(self.decode(arch))
-
-    def flops(self, arch, scale=10):
-        return 100 * scale * self.decode(arch)[2]
-
-
-def toy_fitness(arch):
-    return float(sum((i + 1) * c for i, c in enumerate(ToySpace().decode(arch))))
 
 
 # -- CachedFitness -----------------------------------------------------------------------------------------
@@ -254,19 +203,7 @@ def test_no_torch_import():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 
-# -- the real NB201 table as oracle --------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def nb201_table(shared_data):
-    path = shared_data / "nb201" / "nb201_200ep.csv"
-    if not path.is_file():
-        pytest.skip(f"NB201 table not found at {path}")
-    val, test = {}, {}
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            a = SP.parse(row["arch_str"])
-            val[a], test[a] = float(row["c10_val_200ep"]), float(row["c10_test_200ep"])
-    assert len(val) == 15625
-    return val, test
+# -- the real NB201 table as oracle (the nb201_table fixture: conftest.py) -------------------------------------
 
 
 def test_oracle_evolution_beats_random_at_equal_budget(nb201_table):

@@ -7,7 +7,7 @@ import pytest
 from nshot import spaces
 from nshot.search import CachedFitness, Constraint, get_strategy, random_search, tree_search
 from nshot.search.tree import build_tree, in_region, one_hot, select_leaf
-from test_search import Counting, ToySpace, nb201_table, synthetic, toy_fitness  # noqa: F401
+from tests.helpers import Counting, ToySpace, synthetic, toy_fitness
 
 SP = spaces.get("nb201")
 
@@ -100,7 +100,7 @@ def test_constraint_and_exhaustion_on_a_toy_space():
         tree_search(toy, toy_fitness, 10, 0, init_samples=1)
 
 
-def test_oracle_tree_beats_random_on_nb201(nb201_table):  # noqa: F811
+def test_oracle_tree_beats_random_on_nb201(nb201_table):
     val, test = nb201_table
     tree = [tree_search(SP, val.__getitem__, 150, np.random.default_rng(s)) for s in range(5)]
     rnd = [random_search(SP, val.__getitem__, 150, np.random.default_rng(s)) for s in range(5)]

@@ -17,7 +17,7 @@ from nshot.score.scorer import ScoreCache
 from nshot.score.shared_head import SHARED_HEAD, SharedHeadSpec
 from nshot.train.trainer import Trainer
 
-from conftest import tiny_overrides
+from tests.helpers import tiny_overrides
 
 SP = spaces.get("nb201")
 

@@ -12,7 +12,7 @@ from nshot.nn.ops import BNConfig
 from nshot.spaces.bottleneck import BottleneckSpace
 from nshot.train.trainer import Trainer
 
-from conftest import tiny_overrides
+from tests.helpers import tiny_overrides
 
 SMALL = dict(stem_width=8, widths=(16, 32), depths=(2, 1), resolution=8)
 

@@ -7,7 +7,7 @@ from nshot import spaces
 from nshot.config import ConfigError, load_config
 from nshot.nn import build_supernet, export_subnet, proxyless_standalone, proxyless_supernet
 from nshot.spaces import ProxylessSpace
-from tests.test_nn_mbconv import count_macs
+from tests.helpers import count_macs
 
 SP = spaces.get("proxyless")
 TINY = dict(stem="cifar", stem_width=4, widths=[4, 8], depths=[2, 3], strides=[1, 2], head_width=12)

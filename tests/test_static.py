@@ -10,8 +10,7 @@ from nshot.data import epoch_batches
 from nshot.nn import build_supernet, nb201_supernet
 from nshot.score import ScoreProtocol, Scorer
 from nshot.train import Trainer
-from tests.conftest import tiny_overrides
-from tests.test_crash import assert_same_tensors
+from tests.helpers import assert_same_tensors, tiny_overrides
 
 MACRO = ["space.name=macro", "model.stem_width=4", "model.widths=[4,8,8]", "model.head_width=8"]
 RECIPES = {

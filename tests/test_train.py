@@ -8,21 +8,7 @@ from nshot.config import load_config
 from nshot.train import Trainer
 from nshot.train.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_file, save_checkpoint
 from nshot.train.trainer import RunDirError
-from tests.conftest import tiny_overrides
-
-
-def _states_equal(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-
-
-def _optim_equal(a: dict, b: dict) -> None:
-    assert a["param_groups"] == b["param_groups"]
-    assert a["state"].keys() == b["state"].keys()
-    for k in a["state"]:
-        for name, v in a["state"][k].items():
-            assert torch.equal(v, b["state"][k][name]) if torch.is_tensor(v) else v == b["state"][k][name]
+from tests.helpers import optim_equal, states_equal, tiny_overrides
 
 
 @pytest.mark.parametrize("extra", [[], ["optim.update_unused=true", "sampler.connected_only=true"]])
@@ -37,8 +23,8 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path, tiny_data, extra):
     assert resumed.step == 4
     resumed.fit()
     assert resumed.done
-    _states_equal(full.model.state_dict(), resumed.model.state_dict())
-    _optim_equal(full.optimizer.state_dict(), resumed.optimizer.state_dict())
+    states_equal(full.model.state_dict(), resumed.model.state_dict())
+    optim_equal(full.optimizer.state_dict(), resumed.optimizer.state_dict())
     a = [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in full.metrics.read()]
     b = [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in resumed.metrics.read()]
     assert a == b and len(a) == 3

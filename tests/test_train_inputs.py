@@ -58,7 +58,7 @@ def test_a_supernet_trains_on_an_image_folder_at_image_size(folder, tmp_path, ob
 
 
 def test_channels_last_equals_the_default_layout_and_bf16_stays_close(tmp_path, tiny_data):
-    from conftest import tiny_overrides
+    from tests.helpers import tiny_overrides
     base = Trainer.create(load_config(None, tiny_overrides("train.epochs=1")), tmp_path / "a", data=tiny_data)
     assert base.precision == "fp32" and not base.channels_last            # auto on CPU
     base.fit()

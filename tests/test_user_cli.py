@@ -94,6 +94,7 @@ def test_checkpoints_refuse_non_plain_state_on_save(tmp_path):
 
 # -- exit codes ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_exit_codes_usage_failure_interrupted(digits_run, tmp_path):
     out = nshot("train", str(digits_config(tmp_path)), "train.epohcs=2")
     assert out.returncode == 2 and "unknown config key 'train.epohcs'" in out.stderr
@@ -152,8 +153,9 @@ def test_help_examples_run_as_written(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_ground_truth_follows_the_run(digits_run, tmp_path):
-    from tests.test_crash import write_table
+    from tests.helpers import write_table
     table = tmp_path / "nb201.csv"
     write_table(table, n=10)
     out = nshot("rank", str(digits_run), "--table", str(table), "--subset", "5")
