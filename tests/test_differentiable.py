@@ -212,3 +212,34 @@ def test_stop_request_checkpoints_after_the_current_step(tmp_path, capsys):
     assert again.step == 2 and torch.equal(again.alpha, run.alpha)
     again.fit()
     assert again.done and (tmp_path / "run" / "result.json").is_file()
+
+
+def test_rank_and_search_refuse_a_differentiable_run_and_name_its_result(tmp_path, capsys):
+    """`nshot rank` / `nshot search` on a DARTS run: exit 2, saying what the run yields (its derived cell) and
+    how to train it (`nshot train-arch RUN`), before and after the run has finished; a GM + DARTS run too."""
+    from nshot.cli import main
+
+    run = tmp_path / "darts"
+    unfinished = diff.DifferentiableSearch.create(_cfg(), run)
+    unfinished.fit(max_steps=1)
+    for command in (["rank", str(run), "--subset", "5"], ["search", str(run), "--strategy", "random", "--budget", "3"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "is a differentiable search (arch.method darts)" in err and "rank and search" in err
+        assert f"nshot train --resume {run}" in err and f"nshot train-arch {run}" in err
+        assert not (run / "rank.json").exists() and not (run / "search.json").exists()
+    finished = diff.DifferentiableSearch.resume(run)
+    finished.fit()
+    arch = json.loads((run / "result.json").read_text())["arch"]
+    for command in (["rank", str(run)], ["search", str(run), "--strategy", "random", "--budget", "3"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert f"its result is the derived cell in {run / 'result.json'}: {arch}" in err
+        assert f"nshot train-arch {run}" in err and "--resume" not in err
+    gm = tmp_path / "gm"
+    gm.mkdir()
+    cfg = _cfg(**{"fewshot.method": "gm", "fewshot.split_epochs": "[1]"})
+    from nshot.config import dump_config
+    dump_config(cfg, gm / "config.yaml")
+    assert main(["search", str(gm), "--strategy", "random", "--budget", "3"]) == 2
+    assert "is a differentiable search (arch.method darts, GM-NAS splits)" in capsys.readouterr().err
