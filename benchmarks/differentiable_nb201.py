@@ -162,6 +162,31 @@ def summarize(results: dict[str, list[dict]]) -> dict[str, Any]:
     return table
 
 
+PARAMETER_FREE = ("none", "skip_connect", "avg_pool_3x3")
+
+
+def parameter_free_edges(arch: str) -> int:
+    """How many of an NB201 cell's 6 edges hold a parameter-free op (none, skip, avg pool)."""
+    return sum(tok.split("~")[0] in PARAMETER_FREE for tok in arch.strip("|").replace("+", "").split("|") if tok)
+
+
+def per_epoch(results: dict[str, list[dict]]) -> dict[str, dict[int, list]]:
+    """Print, per method with a per-epoch record (DARTS, SNAS) and seed, the derived cell's NB201 truth and its
+    number of parameter-free edges after each epoch; return them."""
+    table: dict[str, dict[int, list]] = {}
+    for method, runs in results.items():
+        rows = {r["seed"]: r["per_epoch"] for r in runs if r.get("per_epoch")}
+        if not rows:
+            continue
+        epochs = max(len(v) for v in rows.values())
+        print(f"\n{method}: truth (%) / parameter-free edges of 6, after each epoch\n"
+              f"| seed | {' | '.join(str(e + 1) for e in range(epochs))} |\n|---|{'---|' * epochs}")
+        for seed, recs in sorted(rows.items()):
+            table.setdefault(method, {})[seed] = [(r["truth"], parameter_free_edges(r["arch"])) for r in recs]
+            print(f"| {seed} | " + " | ".join(f"{t:.2f} / {k}" for t, k in table[method][seed]) + " |")
+    return table
+
+
 def main(argv: Optional[list[str]] = None) -> dict:
     args = parser().parse_args(argv)
     out = Path(args.out)
@@ -171,7 +196,10 @@ def main(argv: Optional[list[str]] = None) -> dict:
             for s in args.seeds:
                 f = out / f"{m}-s{s}" / "bench.json"
                 if f.is_file():
-                    results.setdefault(m, []).append(json.loads(f.read_text()))
+                    r = json.loads(f.read_text())
+                    if r["settings"] != _settings(args):
+                        sys.exit(f"{f.parent} was made with other settings ({r['settings']})")
+                    results.setdefault(m, []).append(r)
     else:
         from benchmarks.rank_cifar10 import prepare_cifar
         prepare_cifar(Path(args.data_root))
@@ -180,7 +208,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
             for m in args.methods:
                 results.setdefault(m, []).append(run_one(m, s, args))
     summary = {"command": "python -m benchmarks.differentiable_nb201 " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "settings": _settings(args), "results": summarize(results)}
+               "settings": _settings(args), "results": summarize(results), "per_epoch": per_epoch(results)}
     if not args.summary:
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
