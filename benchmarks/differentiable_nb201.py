@@ -170,20 +170,24 @@ def parameter_free_edges(arch: str) -> int:
     return sum(tok.split("~")[0] in PARAMETER_FREE for tok in arch.strip("|").replace("+", "").split("|") if tok)
 
 
-def per_epoch(results: dict[str, list[dict]]) -> dict[str, dict[int, list]]:
+def per_epoch(results: dict[str, list[dict]], out: Path) -> dict[str, dict[int, list]]:
     """Print, per method with a per-epoch record (DARTS, SNAS) and seed, the derived cell's NB201 truth and its
-    number of parameter-free edges after each epoch; return them."""
+    number of parameter-free edges after each epoch, and the range of the final op weights (softmax of the
+    alphas, uniform = 0.2); return them."""
     table: dict[str, dict[int, list]] = {}
     for method, runs in results.items():
         rows = {r["seed"]: r["per_epoch"] for r in runs if r.get("per_epoch")}
         if not rows:
             continue
         epochs = max(len(v) for v in rows.values())
-        print(f"\n{method}: truth (%) / parameter-free edges of 6, after each epoch\n"
-              f"| seed | {' | '.join(str(e + 1) for e in range(epochs))} |\n|---|{'---|' * epochs}")
+        print(f"\n{method}: truth (%) / parameter-free edges of 6, after each epoch; final op weights min-max\n"
+              f"| seed | {' | '.join(str(e + 1) for e in range(epochs))} | op weights |\n|---|{'---|' * (epochs + 1)}")
         for seed, recs in sorted(rows.items()):
             table.setdefault(method, {})[seed] = [(r["truth"], parameter_free_edges(r["arch"])) for r in recs]
-            print(f"| {seed} | " + " | ".join(f"{t:.2f} / {k}" for t, k in table[method][seed]) + " |")
+            metrics = out / f"{method}-s{seed}" / "metrics.jsonl"
+            last = json.loads(metrics.read_text().splitlines()[-1])["alphas"] if metrics.is_file() else None
+            spread = f"{min(map(min, last)):.4f}-{max(map(max, last)):.4f}" if last else "n/a"
+            print(f"| {seed} | " + " | ".join(f"{t:.2f} / {k}" for t, k in table[method][seed]) + f" | {spread} |")
     return table
 
 
@@ -208,7 +212,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
             for m in args.methods:
                 results.setdefault(m, []).append(run_one(m, s, args))
     summary = {"command": "python -m benchmarks.differentiable_nb201 " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "settings": _settings(args), "results": summarize(results), "per_epoch": per_epoch(results)}
+               "settings": _settings(args), "results": summarize(results), "per_epoch": per_epoch(results, out)}
     if not args.summary:
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
