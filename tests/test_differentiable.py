@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ import torch.nn.functional as F
 from nshot.config import Config, ConfigError, apply_overrides, from_dict, to_dict
 from nshot.nn import build_supernet
 from nshot.train import differentiable as diff
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -213,3 +216,89 @@ def test_stop_request_checkpoints_after_the_current_step(tmp_path, capsys):
     assert again.step == 2 and torch.equal(again.alpha, run.alpha)
     again.fit()
     assert again.done and (tmp_path / "run" / "result.json").is_file()
+
+
+def test_rank_and_search_refuse_a_differentiable_run_and_name_its_result(tmp_path, capsys):
+    """`nshot rank` / `nshot search` on a DARTS run: exit 2, saying what the run yields (its derived cell) and
+    how to train it (`nshot train-arch RUN`), before and after the run has finished; a GM + DARTS run too."""
+    from nshot.cli import main
+
+    run = tmp_path / "darts"
+    unfinished = diff.DifferentiableSearch.create(_cfg(), run)
+    unfinished.fit(max_steps=1)
+    for command in (["rank", str(run), "--subset", "5"], ["search", str(run), "--strategy", "random", "--budget", "3"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "is a differentiable search (arch.method darts)" in err and "rank and search" in err
+        assert f"nshot train --resume {run}" in err and f"nshot train-arch {run}" in err
+        assert not (run / "rank.json").exists() and not (run / "search.json").exists()
+    finished = diff.DifferentiableSearch.resume(run)
+    finished.fit()
+    arch = json.loads((run / "result.json").read_text())["arch"]
+    for command in (["rank", str(run)], ["search", str(run), "--strategy", "random", "--budget", "3"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert f"its result is the derived cell in {run / 'result.json'}: {arch}" in err
+        assert f"nshot train-arch {run}" in err and "--resume" not in err
+    gm = tmp_path / "gm"
+    gm.mkdir()
+    cfg = _cfg(**{"fewshot.method": "gm", "fewshot.split_epochs": "[1]"})
+    from nshot.config import dump_config
+    dump_config(cfg, gm / "config.yaml")
+    assert main(["search", str(gm), "--strategy", "random", "--budget", "3"]) == 2
+    assert "is a differentiable search (arch.method darts, GM-NAS splits)" in capsys.readouterr().err
+
+
+def _small_cifar10(blob, root, per_batch: int = 20, test: int = 50) -> None:
+    """The first 5 x ``per_batch`` training and ``test`` test images of the shared CIFAR-10 blob (JPEG-decoded)
+    in the official ``cifar-10-batches-py`` layout, read back through nshot's normal loader."""
+    import io
+    import pickle
+
+    import numpy as np
+    from PIL import Image
+
+    z = np.load(blob)
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+
+    def dump(split: str, lo: int, hi: int, name: str) -> None:
+        jpeg, off, y = z[f"{split}_jpeg"], z[f"{split}_offsets"], z[f"y_{split}"]
+        x = np.stack([np.asarray(Image.open(io.BytesIO(jpeg[off[i]:off[i + 1]].tobytes())).convert("RGB"))
+                      for i in range(lo, hi)])
+        (d / name).write_bytes(pickle.dumps({b"batch_label": name.encode(), b"labels": [int(v) for v in y[lo:hi]],
+                                             b"data": x.transpose(0, 3, 1, 2).reshape(len(x), -1)}))
+    for b in range(5):
+        dump("train", b * per_batch, (b + 1) * per_batch, f"data_batch_{b + 1}")
+    dump("test", 0, test, "test_batch")
+    (d / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"c%d" % i for i in range(10)]}))
+
+
+def test_darts_space_end_to_end_on_a_cifar10_subset(tmp_path, shared_data, capsys):
+    """search (DARTS first order on the DARTS space) -> genotype -> stand-alone training with the DARTS protocol
+    (auxiliary head, cutout 16, drop-path) -> report, through the CLI, on 100 + 50 real CIFAR-10 images."""
+    pytest.importorskip("PIL")
+    from nshot import spaces
+    from nshot.cli import main
+
+    blob = shared_data / "cifar10" / "cifar10_jpeg.npz"
+    if not blob.is_file():
+        pytest.skip(f"{blob} not found")
+    _small_cifar10(blob, tmp_path / "c10")
+    run, evald = tmp_path / "search", tmp_path / "eval"
+    assert main(["train", str(REPO / "configs/darts/search.yaml"), f"data.root={tmp_path / 'c10'}", "data.split_file=null",
+                 "model.C=4", "model.N=1", "train.epochs=1", "train.batch_size=25", "threads=1", "device=cpu",
+                 "run.progress=none", "--run-dir", str(run)]) == 0
+    result = json.loads((run / "result.json").read_text())
+    sp = spaces.get("darts")
+    assert result["method"] == "darts" and sp.parse(result["arch"]) == result["arch"]
+    assert result["params"] == sp.num_params(result["arch"])       # the C 36, 20-cell evaluation network
+    assert main(["train-arch", str(run), "--config", str(REPO / "configs/darts/eval_cpu.yaml"), f"data.root={tmp_path / 'c10'}",
+                 "data.train_subset=100", "data.eval_subset=50", "standalone.epochs=1", "standalone.C=4", "standalone.N=1",
+                 "standalone.batch_size=25", "threads=1",
+                 "device=cpu", "--run-dir", str(evald)]) == 0
+    trained = json.loads((evald / "result.json").read_text())
+    assert trained["arch"] == result["arch"] and trained["params"] == sp.num_params(result["arch"], C=4, N=1)
+    assert trained["protocol"]["aux_weight"] == 0.4 and trained["protocol"]["cutout"] == 16
+    assert 0.0 <= trained["accuracy"] <= 100.0 and "test" in trained["evaluated_on"]
+    assert main(["report", str(run)]) == 0 and (run / "report.html").is_file()

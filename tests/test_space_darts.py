@@ -182,3 +182,29 @@ def test_single_path_training_with_ms_runs_on_the_darts_space(tmp_path):
                 assert not changed, name
             changed_used += changed
     assert tr.step == 1 and changed_used > 0
+
+
+def test_calr_single_path_on_the_darts_space_uses_the_genotype_network_params(tmp_path):
+    """SPOS + CaLR on the DARTS space: C(a) is the exact parameter count of the sampled genotype's network (at the
+    run's own C, N), smaller genotypes get the larger gamma, and a step trains with the LR CaLR gives its path."""
+    from nshot.config import Config, from_dict
+    from nshot.train.trainer import Trainer
+
+    cfg = from_dict(Config, {"space": {"name": "darts"}, "model": {"C": 2, "N": 1}, "threads": 1, "device": "cpu",
+                             "data": {"name": "digits", "train_subset": 32, "eval_subset": 32},
+                             "train": {"epochs": 2, "batch_size": 16, "lr_policy": "calr"},
+                             "diagnostics": {"loss_by_quintile": False}}).validate()
+    tr = Trainer.create(cfg, tmp_path / "run")
+    small = "Genotype(normal=[" + ", ".join(f"('max_pool_3x3', {j})" for j in (0, 1, 0, 1, 0, 1, 0, 1)) + \
+        "], normal_concat=[2, 3, 4, 5], reduce=[" + ", ".join(f"('max_pool_3x3', {j})" for j in (0, 1, 0, 1, 0, 1, 0, 1)) + \
+        "], reduce_concat=[2, 3, 4, 5])"
+    for arch in (small, DARTS_V2):
+        assert tr.complexity(arch) == SPACE.num_params(arch, C=2, N=1, num_classes=10, in_channels=1)
+    assert tr.complexity(small) < tr.complexity(DARTS_V2)
+    assert tr.lr_policy.gamma(small) > tr.lr_policy.gamma(DARTS_V2)
+    plan = tr.plan(1)
+    arch = plan.archs[0]
+    assert plan.lr == tr.lr_policy(1, tr.total_steps, arch) < cfg.optim.lr
+    assert plan.lr != tr.lr_policy(1, tr.total_steps, small if arch != small else DARTS_V2)   # its own schedule
+    tr.fit(max_steps=2)
+    assert tr.step == 2 and tr.optimizer.param_groups[0]["lr"] == plan.lr

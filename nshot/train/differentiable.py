@@ -354,8 +354,6 @@ class DifferentiableSearch:
         """Train to the end (or ``max_steps`` more steps, or up to step ``until``); ``on_epoch`` gets each epoch's
         record as it is written; returns the epoch records."""
         self._on_epoch = on_epoch
-        cfg = self.cfg
-        spe = self.steps_per_epoch
         stop_at = self.total_steps if max_steps is None else min(self.total_steps, self.step + max_steps)
         if until is not None:
             stop_at = min(stop_at, until)

@@ -30,7 +30,7 @@ from ..config import Config, dump_config, load_config
 from ..data import epoch_batches
 from . import rng
 from .checkpoint import atomic_write_bytes, load_checkpoint_from
-from .differentiable import DifferentiableSearch, alpha_shape, derive, op_weights
+from .differentiable import DifferentiableSearch, alpha_shape, derive
 from .gm_differentiable import choose_soft_split, project_ops, project_topology, soft_gm_distances, successive_halving
 from .gradmatch import best_partition
 from .trainer import RunDirError, load_data
