@@ -208,9 +208,11 @@ class DiagnosticsConfig:
 
 @dataclass
 class RunConfig:
-    """Where the run writes and how it reports progress."""
+    """Where the run writes and how it reports progress (``tensorboard``: also write the metrics as TensorBoard
+    scalars in RUN/tensorboard/, needs the optional tensorboard package)."""
     dir: Optional[str] = None
     progress: str = _choice("auto", "auto", "bar", "log", "none")
+    tensorboard: bool = False
 
 
 @dataclass

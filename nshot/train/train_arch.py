@@ -74,7 +74,7 @@ def train_arch(arch: str, cfg: Config, sa: StandaloneConfig, run_dir: Union[str,
         torch.set_num_threads(cfg.threads)
     train, evald = load_data(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = MetricsLog(run_dir / "metrics.jsonl")
+    log = MetricsLog(run_dir / "metrics.jsonl", tensorboard=cfg.run.tensorboard)
     t0 = time.time()
 
     def on_epoch(epoch: int, lr: float) -> None:
