@@ -112,9 +112,9 @@ def test_scalar_names():
 
 
 def test_a_missing_package_is_named_before_the_run_starts(tmp_path, monkeypatch):
-    from nshot.train import tensorboard
+    from nshot import preflight
     from nshot.train.metrics import MetricsLog
-    monkeypatch.setattr(tensorboard, "available", lambda: False)
+    monkeypatch.setattr(preflight, "tensorboard_available", lambda: False)
     with pytest.raises(ValueError, match=r"run.tensorboard=true needs the tensorboard package: pip install "
                                          r"'nshot\[tensorboard\]'"):
         MetricsLog(tmp_path / "metrics.jsonl", tensorboard=True)

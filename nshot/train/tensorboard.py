@@ -14,23 +14,10 @@ The package is imported only when a record is written with the option on, so nsh
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
-INSTALL_HINT = "pip install 'nshot[tensorboard]' (or pip install tensorboard)"
-
-
-def available() -> bool:
-    """Whether the ``tensorboard`` package is installed (checked without importing it)."""
-    return importlib.util.find_spec("tensorboard") is not None
-
-
-def require() -> None:
-    """Raise a ValueError in the config's words when ``run.tensorboard`` is on and the package is missing."""
-    if not available():
-        raise ValueError(f"run.tensorboard=true needs the tensorboard package: {INSTALL_HINT}; or set "
-                         "run.tensorboard=false")
+from ..preflight import require_tensorboard as require   # a ValueError in the config's words without the package
 
 
 def _leaves(key: str, value: Any) -> Iterator[tuple[str, float]]:
