@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     t.add_argument("--run-dir", help="run directory (default: run.dir, else runs/<config name>-<time>)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    t.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after this many more steps")
+    t.add_argument("--max-steps", type=_positive_int, help="stop (with a checkpoint) after this many more steps")
 
     r = sub.add_parser("rank", help="rank a subset of architectures with a run's supernet vs a benchmark",
                        description="Score architectures with the run's supernet on its held-out split and compare "
