@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     t.add_argument("--run-dir", help="run directory (default: run.dir, else runs/<config name>-<time>)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    t.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after this many more steps")
+    t.add_argument("--max-steps", type=_positive_int, help="stop (with a checkpoint) after this many more steps")
 
     r = sub.add_parser("rank", help="rank a subset of architectures with a run's supernet vs a benchmark",
                        description="Score architectures with the run's supernet on its held-out split and compare "
@@ -79,18 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--crossovers", type=_non_negative_int,
                    help="crossover children per generation (default population/2; random architectures fill the rest)")
     s.add_argument("--mutation-prob", type=_probability, default=0.1, help="per-decision mutation probability (default 0.1)")
-    s.add_argument("--init-samples", type=int, default=50, help="tree: random architectures before the first "
+    s.add_argument("--init-samples", type=_at_least(2), default=50, help="tree: random architectures before the first "
                                                                 "partition (default 50)")
-    s.add_argument("--tree-batch", type=int, default=8, help="tree: leaf selections per tree rebuild (default 8)")
-    s.add_argument("--leaf-size", type=int, default=10, help="tree: a node splits when it holds at least twice "
+    s.add_argument("--tree-batch", type=_positive_int, default=8, help="tree: leaf selections per tree rebuild (default 8)")
+    s.add_argument("--leaf-size", type=_positive_int, default=10, help="tree: a node splits when it holds at least twice "
                                                              "this many architectures (default 10)")
-    s.add_argument("--max-depth", type=int, default=5, help="tree: depth limit (default 5)")
-    s.add_argument("--ucb-c", type=float, default=0.5, help="tree: UCB exploration weight on standardised "
+    s.add_argument("--max-depth", type=_non_negative_int, default=5, help="tree: depth limit (default 5)")
+    s.add_argument("--ucb-c", type=_non_negative_float, default=0.5, help="tree: UCB exploration weight on standardised "
                                                             "fitness (0 = greedy, as Pi-NAS; default 0.5)")
-    s.add_argument("--max-params", type=int, help="constraint: at most this many parameters (stand-alone network)")
-    s.add_argument("--max-flops", type=int, help="constraint: at most this many FLOPs (multiply-adds)")
-    s.add_argument("--top-k", type=int, default=10)
-    s.add_argument("--seed", type=int, help="search seed (default: the run's seed)")
+    s.add_argument("--max-params", type=_non_negative_int, help="constraint: at most this many parameters (stand-alone network)")
+    s.add_argument("--max-flops", type=_non_negative_int, help="constraint: at most this many FLOPs (multiply-adds)")
+    s.add_argument("--top-k", type=_positive_int, default=10, help="best architectures listed (default 10)")
+    s.add_argument("--seed", type=_non_negative_int, help="search seed (default: the run's seed)")
     s.add_argument("--benchmark", help="also report ground truth of the best architectures (nb201, macro)")
     s.add_argument("--table", help="path of the benchmark table")
     s.add_argument("--metric", help="benchmark metric (default: the ground truth of the run's dataset, as nshot rank)")
@@ -106,16 +106,16 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--run-dir", help="where to write (default runs/arch-<time>)")
     a.add_argument("--epochs", type=_positive_int, help="default 200 (or the config's standalone.epochs)")
     a.add_argument("--batch-size", type=_positive_int, help="default 256")
-    a.add_argument("--lr", type=float, help="default 0.1")
-    a.add_argument("--weight-decay", type=float, help="default 5e-4")
+    a.add_argument("--lr", type=_positive_float, help="default 0.1")
+    a.add_argument("--weight-decay", type=_non_negative_float, help="default 5e-4")
     a.add_argument("--C", type=_positive_int,
                    help="NB201: channels of the first stage (default 16, the benchmark network; DARTS space: 36); "
                         "macro / proxyless spaces train the run's own model (model.widths etc.)")
     a.add_argument("--N", type=_positive_int, help="default 5 (DARTS space: 6, i.e. 20 cells)")
-    a.add_argument("--aux-weight", type=float, help="DARTS: auxiliary head loss weight (default 0: no head)")
-    a.add_argument("--cutout", type=int, help="cutout square size (default 0: none)")
-    a.add_argument("--drop-path", type=float, help="DARTS: final drop-path probability (default 0)")
-    a.add_argument("--grad-clip", type=float, help="gradient norm clip (default none)")
+    a.add_argument("--aux-weight", type=_non_negative_float, help="DARTS: auxiliary head loss weight (default 0: no head)")
+    a.add_argument("--cutout", type=_non_negative_int, help="cutout square size (default 0: none)")
+    a.add_argument("--drop-path", type=_probability, help="DARTS: final drop-path probability (default 0)")
+    a.add_argument("--grad-clip", type=_positive_float, help="gradient norm clip (default none)")
 
     rep = sub.add_parser("report", help="write RUN/report.html (plots and tables of a run)",
                          description="One self-contained HTML page: training curves, lr used, score vs ground "
@@ -134,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--epochs", type=_positive_int, default=120, help="supernet epochs (default 120)")
     q.add_argument("--standalone-epochs", type=_positive_int, default=30,
                    help="epochs per stand-alone network (default 30)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=_non_negative_int, default=0)
     return p
 
 
@@ -185,6 +185,30 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value:g}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value:g}")
+    return value
+
+
 def _probability(text: str) -> float:
     try:
         value = float(text)
@@ -210,7 +234,7 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                         "default 5000); shared-linear trains its head on them")
     p.add_argument("--probe-epochs", type=_positive_int, default=10,
                    help="shared-linear: epochs over the probe images (one random path per batch; default 10)")
-    p.add_argument("--probe-lr", type=float, default=1.0,
+    p.add_argument("--probe-lr", type=_positive_float, default=1.0,
                    help="shared-linear: peak SGD learning rate, cosine to 0 (momentum 0.9; default 1.0)")
     p.add_argument("--device", help="override the run's device (cpu, cuda)")
     p.add_argument("--threads", type=_positive_int, help="override the run's CPU threads")
@@ -218,6 +242,8 @@ def _score_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_rank(args: argparse.Namespace) -> int:
+    from .preflight import check_rank
+    check_rank(args)   # before torch is imported: a wrong path, table or metric fails at once
     from .score.rank import format_rank, rank_run
     subset = int(args.subset) if args.subset.isdigit() else args.subset
     report = rank_run(args.run_dir, args.benchmark, args.metric, subset, table=args.table, bn_mode=args.bn,
@@ -235,8 +261,9 @@ def _cmd_rank(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    from .preflight import check_search
     from .search.constraint import Constraint
-    from .search.run_search import format_search, search_run
+    check_search(args)   # before torch is imported
     constraint = None
     if args.max_params is not None or args.max_flops is not None:
         constraint = Constraint(max_params=args.max_params, max_flops=args.max_flops)
@@ -247,6 +274,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     elif args.strategy == "tree":
         extra = dict(init_samples=args.init_samples, batch_size=args.tree_batch, leaf_size=args.leaf_size,
                      max_depth=args.max_depth, ucb_c=args.ucb_c)
+    from .search.run_search import format_search, search_run
     out = search_run(args.run_dir, args.strategy, budget=args.budget, constraint=constraint, top_k=args.top_k,
                      seed=args.seed, bn_mode=args.bn, recal_batches=args.recal_batches,
                      eval_images=args.eval_images, benchmark=args.benchmark, metric=args.metric, table=args.table,
@@ -259,18 +287,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _cmd_train_arch(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
-    from .config import load_config
+    from .preflight import check_train_arch
+    cfg, arch, source = check_train_arch(args)   # config, architecture and --run-dir before torch is imported
     from .train.standalone import StandaloneConfig
-    from .train.train_arch import resolve_arch, standalone_settings, train_arch
+    from .train.train_arch import standalone_settings, train_arch
 
-    cfg_path = args.config
-    if cfg_path is None and Path(args.arch).is_dir() and (Path(args.arch) / "config.yaml").is_file():
-        cfg_path = str(Path(args.arch) / "config.yaml")
-    cfg = load_config(cfg_path, args.overrides)
-    from . import spaces
-    arch, source = resolve_arch(args.arch, spaces.for_config(cfg))
     sa = StandaloneConfig(**standalone_settings(args, cfg), augment=cfg.data.augment,
                           crop_padding=cfg.data.crop_padding, flip=cfg.data.flip)
     run_dir = args.run_dir or f"runs/arch-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -281,6 +303,8 @@ def _cmd_train_arch(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from .preflight import check_report
+    check_report(args)   # before matplotlib is imported
     from .report import build_report
     path = build_report(args.run_dir, args.out)
     print(f"wrote {path}")
@@ -306,6 +330,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if "=" in args.config:
             raise ConfigError(f"the first argument must be a config file, got override {args.config!r}")
         cfg = load_config(args.config, args.overrides)
+        from .preflight import check_train
+        check_train(cfg, args.run_dir or cfg.run.dir)
 
     from .train.distributed import from_env
     from .train.fewshot import FewShotRun
@@ -430,6 +456,8 @@ def _finish_gm(gm) -> int:
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:
+    from .preflight import check_quickstart
+    check_quickstart(args)   # before torch is imported
     from .quickstart import run_quickstart
     from .errors import INTERRUPTED
     try:

@@ -169,7 +169,8 @@ class FewShotConfig:
     """Few-shot supernets (decisions 10, 11). ``method``: ``none`` (one-shot), ``exhaustive`` (Few-Shot NAS: split
     decision ``edge`` into one sub-supernet per op at the single epoch in ``split_epochs``; 0 = from scratch) or
     ``gm`` (GM-NAS: at each epoch of ``split_epochs`` every sub-supernet splits into 2 where the ops' gradients
-    disagree most, estimated on ``gm_batches`` batches). Children inherit weights and optimizer state
+    disagree most, estimated on ``gm_batches`` batches; ``gm_groups`` gives each split, in time order, its own
+    number of ways, e.g. ``[2, 3]`` for ProxylessNAS-GM). Children inherit weights and optimizer state
     (``inherit``) or start afresh; ``restart_final`` re-initialises the children of GM-NAS's last split."""
     method: str = _choice("none", "none", "exhaustive", "gm")
     split_epochs: list[int] = field(default_factory=lambda: [0])
@@ -177,6 +178,7 @@ class FewShotConfig:
     inherit: bool = False
     restart_final: bool = True
     gm_batches: int = 100
+    gm_groups: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -208,9 +210,11 @@ class DiagnosticsConfig:
 
 @dataclass
 class RunConfig:
-    """Where the run writes and how it reports progress."""
+    """Where the run writes and how it reports progress (``tensorboard``: also write the metrics as TensorBoard
+    scalars in RUN/tensorboard/, needs the optional tensorboard package)."""
     dir: Optional[str] = None
     progress: str = _choice("auto", "auto", "bar", "log", "none")
+    tensorboard: bool = False
 
 
 @dataclass
@@ -256,6 +260,10 @@ class Config:
              and len(set(self.fewshot.split_epochs)) == len(self.fewshot.split_epochs),
              "distinct epochs in [0, train.epochs)"),
             ("fewshot.edge", self.fewshot.edge >= 0, "a decision index >= 0"),
+            ("fewshot.gm_groups", not self.fewshot.gm_groups or (
+                self.fewshot.method == "gm" and all(g >= 2 for g in self.fewshot.gm_groups)
+                and len(self.fewshot.gm_groups) == len(self.fewshot.split_epochs)),
+             "[] (2-way splits) or, with fewshot.method = gm, one integer >= 2 per split epoch"),
             ("ms.edge", self.ms.edge == "random" or self.ms.edge.isdigit(), "'random' or a decision index"),
             ("diagnostics.grad_momentum_cos_every", self.diagnostics.grad_momentum_cos_every >= 0, "an integer >= 0"),
             ("threads", self.threads is None or self.threads >= 1, "null or an integer >= 1"),
@@ -320,6 +328,9 @@ class Config:
         if self.fewshot.method == "exhaustive":
             raise ConfigError(f"fewshot.method = exhaustive is not supported with arch.method = {a.method} "
                               "(GM-NAS splits, fewshot.method = gm, are)")
+        if any(g != 2 for g in self.fewshot.gm_groups):
+            raise ConfigError(f"fewshot.gm_groups = {self.fewshot.gm_groups}: GM-NAS with arch.method = {a.method} "
+                              "splits 2 ways only")
         if self.space.name not in ("nb201", "darts"):
             raise ConfigError(f"arch.method = {a.method} runs on the nb201 and darts spaces, not {self.space.name!r}")
         if self.train.lr_policy == "calr":

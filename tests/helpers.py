@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import yaml
 import torch
 from torch import nn
 
 from nshot import spaces
+from nshot.config import Config, apply_overrides, from_dict, to_dict
 from nshot.spaces import SearchSpace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,3 +171,30 @@ class ToySpace(SearchSpace):
 
 def toy_fitness(arch):
     return float(sum((i + 1) * c for i, c in enumerate(ToySpace().decode(arch))))
+
+
+def nshot(*argv: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m nshot ARGV`` with this checkout first on the path."""
+    e = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
+    e.pop("NSHOT_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "nshot", *argv], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd or REPO, env=e)
+
+
+def digits_config(tmp: Path, **train) -> Path:
+    cfg = tmp / "digits.yaml"
+    cfg.write_text(yaml.safe_dump({"device": "cpu", "threads": 1, "data": {"name": "digits", "crop_padding": 1,
+                                                                            "flip": False},
+                                   "model": {"C": 4, "N": 1}, "train": {"epochs": 1, "batch_size": 128, **train},
+                                   "run": {"progress": "none"}}))
+    return cfg
+
+
+def darts_config(**over) -> Config:
+    """A tiny digits DARTS (``arch.method``) config on NB201, C 2 N 1, 2 epochs; ``over``: dotted overrides."""
+    base = {"space": {"name": "nb201"}, "model": {"C": 2, "N": 1}, "threads": 1, "device": "cpu",
+            "data": {"name": "digits", "train_subset": 96, "eval_subset": 64},
+            "optim": {"lr": 0.05, "lr_min": 0.001},
+            "train": {"epochs": 2, "batch_size": 32}, "arch": {"method": "darts"}}
+    data = apply_overrides(to_dict(from_dict(Config, base)), [f"{k}={v}" for k, v in over.items()])
+    return from_dict(Config, data).validate()

@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nshot.config import Config, ConfigError, apply_overrides, from_dict, to_dict
+from nshot.config import ConfigError
 from nshot.nn import build_supernet
 from nshot.train import differentiable as diff
+from tests.helpers import darts_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,18 +104,9 @@ def test_nb201_derivation_is_the_argmax_per_edge_none_included():
     assert diff.derive("nb201", w) == "|none~0|+|nor_conv_3x3~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
 
 
-def _cfg(**over) -> Config:
-    base = {"space": {"name": "nb201"}, "model": {"C": 2, "N": 1}, "threads": 1, "device": "cpu",
-            "data": {"name": "digits", "train_subset": 96, "eval_subset": 64},
-            "optim": {"lr": 0.05, "lr_min": 0.001},
-            "train": {"epochs": 2, "batch_size": 32}, "arch": {"method": "darts"}}
-    data = apply_overrides(to_dict(from_dict(Config, base)), [f"{k}={v}" for k, v in over.items()])
-    return from_dict(Config, data).validate()
-
-
 @pytest.mark.parametrize("over", [{"arch.order": 2}, {"arch.method": "snas"}])
 def test_resume_is_bit_identical_on_cpu(tmp_path, over):
-    cfg = _cfg(**over)
+    cfg = darts_config(**over)
     full = diff.DifferentiableSearch.create(cfg, tmp_path / "full")
     full.fit()
     part = diff.DifferentiableSearch.create(cfg, tmp_path / "part")
@@ -146,7 +138,7 @@ def test_resume_is_bit_identical_on_cpu(tmp_path, over):
 ])
 def test_refused_combinations_name_the_reason(over, msg):
     with pytest.raises(ConfigError, match=msg):
-        _cfg(**over)
+        darts_config(**over)
 
 
 @pytest.mark.slow
@@ -200,7 +192,7 @@ def test_auxiliary_head_and_cutout():
 
 
 def test_stop_request_checkpoints_after_the_current_step(tmp_path, capsys):
-    run = diff.DifferentiableSearch.create(_cfg(), tmp_path / "run")
+    run = diff.DifferentiableSearch.create(darts_config(), tmp_path / "run")
     step = run.weight_step
 
     def stop_after_second(t, x, y):
@@ -224,7 +216,7 @@ def test_rank_and_search_refuse_a_differentiable_run_and_name_its_result(tmp_pat
     from nshot.cli import main
 
     run = tmp_path / "darts"
-    unfinished = diff.DifferentiableSearch.create(_cfg(), run)
+    unfinished = diff.DifferentiableSearch.create(darts_config(), run)
     unfinished.fit(max_steps=1)
     for command in (["rank", str(run), "--subset", "5"], ["search", str(run), "--strategy", "random", "--budget", "3"]):
         assert main(command) == 2
@@ -242,7 +234,7 @@ def test_rank_and_search_refuse_a_differentiable_run_and_name_its_result(tmp_pat
         assert f"nshot train-arch {run}" in err and "--resume" not in err
     gm = tmp_path / "gm"
     gm.mkdir()
-    cfg = _cfg(**{"fewshot.method": "gm", "fewshot.split_epochs": "[1]"})
+    cfg = darts_config(**{"fewshot.method": "gm", "fewshot.split_epochs": "[1]"})
     from nshot.config import dump_config
     dump_config(cfg, gm / "config.yaml")
     assert main(["search", str(gm), "--strategy", "random", "--budget", "3"]) == 2

@@ -153,3 +153,13 @@ def test_one_ms_edge_for_the_whole_run_never_split(tmp_path, tiny_data, capsys):
     with pytest.raises(ValueError, match="fewshot.edge = 9 is out of range"):
         FewShotRun(load_config(None, tiny_overrides("fewshot.method=exhaustive", "fewshot.edge=9")),
                    tmp_path / "y", data=tiny_data)
+
+
+def test_gm_groups_that_cannot_be_met_are_refused(tmp_path, tiny_data):
+    from nshot.config import ConfigError
+    with pytest.raises(ConfigError, match=r"fewshot.gm_groups = \[3\] is invalid"):
+        load_config(None, tiny_overrides(*GM, "fewshot.gm_groups=[3]"))   # one entry per split epoch
+    with pytest.raises(ValueError, match="no decision of the nb201 space has more than 5 choices"):
+        FewShotRun(load_config(None, tiny_overrides(*GM, "fewshot.gm_groups=[2,6]")), tmp_path / "x", tiny_data)
+    with pytest.raises(ConfigError, match="splits 2 ways only"):
+        load_config(None, tiny_overrides(*GM, "fewshot.gm_groups=[2,3]", "arch.method=darts"))

@@ -102,6 +102,33 @@ def test_best_partition_is_balanced_and_minimal():
         best_partition(np.zeros((1, 1)))
 
 
+def test_k_way_partition_is_balanced_minimal_and_found_by_hand():
+    """ProxylessNAS-GM's 3-way splits: balanced groups (sizes differ by at most one) with the least summed
+    intra-group distance, checked by hand and against brute force over every labelling."""
+    from itertools import combinations, product
+    d = np.ones((6, 6)) - np.eye(6)
+    for i, j in ((0, 3), (1, 4), (2, 5)):   # three tight pairs
+        d[i, j] = d[j, i] = 0.1
+    parts, intra, cross = best_partition(d, 3)
+    assert parts == [[0, 3], [1, 4], [2, 5]] and intra == pytest.approx(0.3) and cross == pytest.approx(12.0)
+    rs = np.random.default_rng(1)
+    for n, k in ((3, 3), (4, 3), (5, 3), (6, 3), (7, 3), (7, 4), (5, 5)):
+        a = rs.random((n, n))
+        d = np.triu(a, 1) + np.triu(a, 1).T
+        parts, intra, cross = best_partition(d, k)
+        sizes = sorted(len(p) for p in parts)
+        assert len(parts) == k and sizes[-1] - sizes[0] <= 1 and sorted(sum(parts, [])) == list(range(n))
+        assert [p[0] for p in parts] == sorted(p[0] for p in parts) and all(p == sorted(p) for p in parts)
+        assert intra == pytest.approx(sum(d[i, j] for p in parts for i, j in combinations(p, 2)))
+        assert intra + cross == pytest.approx(np.triu(d, 1).sum())
+        brute = min(sum(d[i, j] for i, j in combinations(range(n), 2) if lab[i] == lab[j])
+                    for lab in product(range(k), repeat=n)
+                    if max(map(lab.count, range(k))) - min(map(lab.count, range(k))) <= 1)
+        assert intra == pytest.approx(brute)
+    with pytest.raises(ValueError, match="fewer than 3 allowed choices"):
+        best_partition(np.zeros((2, 2)), 3)
+
+
 def test_gm_on_the_nb201_supernet_runs_and_excludes_the_edge_ops():
     from nshot.nn import nb201_supernet
     from nshot.train.gradmatch import decision_param_names

@@ -192,3 +192,32 @@ def test_search_evolution_under_a_constraint(tmp_path, capsys, space):
     assert result["model"] == json.loads(json.dumps(shape)) and "C" not in result["protocol"]   # (JSON: lists)
     assert result["params"] == sp.num_params(result["arch"], **shape, num_classes=10, in_channels=1)  # digits: grey
     assert out["best"][0]["params"] == result["params"]       # search reports the same size
+
+
+def test_proxylessnas_gm_two_then_three_way_splits(tmp_path, tiny_data):
+    """ProxylessNAS-GM's schedule on the proxyless space: a 2-way split, then each child 3 ways on another layer
+    (balanced groups of its choices); 6 leaves covering the space exactly."""
+    cfg = _cfg("proxyless", "gmnas", "fewshot.split_epochs=[1,2]", "fewshot.gm_groups=[2,3]", "train.epochs=3",
+               "fewshot.gm_batches=1")
+    sp = spaces.for_config(cfg)
+    run = FewShotRun.create(cfg, tmp_path / "r", data=tiny_data)
+    run.fit()
+    root = run.tree.nodes[0]
+    assert run.done and len(run.tree.leaves()) == 6
+    def balanced(n: int, k: int) -> list[int]:
+        return sorted([n // k + 1] * (n % k) + [n // k] * (k - n % k))
+    d = root.split_decision
+    assert sorted(len(run.tree.nodes[c].mask[d]) for c in root.children) == balanced(sp.sizes[d], 2)
+    for c in root.children:
+        child = run.tree.nodes[c]
+        e = child.split_decision
+        assert e != d and child.info["ways"] == 3 and sp.sizes[e] >= 3
+        assert sorted(len(run.tree.nodes[g].mask[e]) for g in child.children) == balanced(sp.sizes[e], 3)
+        # only layers with at least 3 allowed choices were candidates; the children are the chosen one's groups
+        assert all(len(child.mask[int(x)]) >= 3 for x in child.info["candidates"])
+        assert sorted(list(run.tree.nodes[g].mask[e]) for g in child.children) == \
+            sorted(sorted(x) for x in child.info["candidates"][str(e)]["groups"])
+    rs = np.random.default_rng(0)
+    for _ in range(200):
+        arch = sp.sample(rs)
+        assert sum(mask_contains(leaf.mask, sp.decode(arch)) for leaf in run.tree.leaves()) == 1

@@ -12,24 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import digits_config, nshot
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def nshot(*argv: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``python -m nshot ARGV`` with this checkout first on the path."""
-    e = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
-    e.pop("NSHOT_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "nshot", *argv], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd or REPO, env=e)
-
-
-def digits_config(tmp: Path, **train) -> Path:
-    cfg = tmp / "digits.yaml"
-    cfg.write_text(yaml.safe_dump({"device": "cpu", "threads": 1, "data": {"name": "digits", "crop_padding": 1,
-                                                                            "flip": False},
-                                   "model": {"C": 4, "N": 1}, "train": {"epochs": 1, "batch_size": 128, **train},
-                                   "run": {"progress": "none"}}))
-    return cfg
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +75,46 @@ def test_checkpoints_refuse_non_plain_state_on_save(tmp_path):
     assert not (tmp_path / "last.pt").exists()
     save_checkpoint(tmp_path, {"w": torch.ones(2), "step": 3, "lr": 0.1, "names": ["a"], "cfg": {"x": None}})
     assert load_checkpoint(tmp_path)["step"] == 3
+
+
+def _old_checkpoint(path: Path, state) -> None:
+    """A checkpoint file as an nshot that pickled anything would have written it (header + checksum)."""
+    import torch
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getvalue()
+    path.write_bytes(b"NSHOT-CKPT 1 " + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+
+
+def test_an_old_checkpoint_is_refused_then_converted_once(tmp_path):
+    """An old checkpoint holding numpy values is refused with the converter's command; the converter (run as
+    the message says) rewrites it as plain data, keeps the original, and the same numbers load weights-only."""
+    import numpy as np
+    import torch
+    from nshot.errors import CheckpointError
+    from nshot.train.checkpoint import load_checkpoint
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    _old_checkpoint(folder / "last.pt", {"step": np.int64(7), "w": torch.arange(3.0), "lr": np.float64(0.25),
+                                         "rng": np.arange(4, dtype=np.uint32), "names": ("a", "b")})
+    with pytest.raises(CheckpointError, match=r"python -m nshot.train.checkpoint --convert .*last.pt"):
+        load_checkpoint(folder)
+    out = subprocess.run([sys.executable, "-m", "nshot.train.checkpoint", "--convert", str(folder / "last.pt")],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0 and out.stdout.startswith("converted "), out.stderr
+    assert (folder / "last.pt.unsafe").is_file()
+    state = load_checkpoint(folder)
+    assert state["step"] == 7 and state["lr"] == 0.25 and state["names"] == ("a", "b")
+    assert torch.equal(state["w"], torch.arange(3.0)) and state["rng"].tolist() == [0, 1, 2, 3]
+    # a state that stays non-plain after conversion is refused, and the file is left as it was
+    _old_checkpoint(folder / "odd.pt", {"f": Path("x")})
+    before = (folder / "odd.pt").read_bytes()
+    out = subprocess.run([sys.executable, "-m", "nshot.train.checkpoint", "--convert", str(folder / "odd.pt")],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 1 and "cannot be saved in a weights-only checkpoint" in out.stderr
+    assert (folder / "odd.pt").read_bytes() == before and not (folder / "odd.pt.unsafe").exists()
 
 
 # -- exit codes ---------------------------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def run_config(run_dir: Union[str, Path]):
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
-    from .run import refuse_differentiable
+    from ..preflight import refuse_differentiable
     cfg = load_config(path)
     refuse_differentiable(run_dir, cfg)
     return cfg

@@ -10,6 +10,7 @@ import torch
 from ..config import Config, ConfigError, from_dict
 from ..data import ImageData, num_batches
 from ..train.checkpoint import CheckpointError, load_checkpoint
+from ..preflight import refuse_differentiable
 from ..train.env import resolve_device
 from ..train.trainer import FORMAT_VERSION, RunDirError, build_model, load_data
 
@@ -66,33 +67,6 @@ def load_run(run_dir: Union[str, Path], device: Optional[str] = None,
     model.to(dev).eval()
     total = cfg.train.epochs * num_batches(len(train), cfg.train.batch_size, cfg.train.drop_last)
     return LoadedRun(run_dir, cfg, model, int(state["step"]), total, train, evald, dev)
-
-
-def refuse_differentiable(run_dir: Union[str, Path], cfg: Config) -> None:
-    """Raise RunDirError if ``run_dir`` (config ``cfg``) is a differentiable search (``arch.method`` darts or
-    snas, with or without GM-NAS splits). Scoring sampled architectures with its supernet would rank them with
-    weights trained under the mixed op, which is not what the run searched: its result is one derived cell."""
-    method = cfg.arch.method
-    if method == "none":
-        return
-    run_dir = Path(run_dir)
-    kind = f"a differentiable search (arch.method {method}{', GM-NAS splits' if cfg.fewshot.method == 'gm' else ''})"
-    result = run_dir / "result.json"
-    arch = None
-    if result.is_file():
-        import json
-        try:
-            arch = json.loads(result.read_text()).get("arch")
-        except ValueError:
-            arch = None
-    if arch:
-        found = f"its result is the derived cell in {result}: {arch}"
-    else:
-        found = (f"its result will be the derived cell in {result} when it finishes (continue it with "
-                 f"`nshot train --resume {run_dir}`)")
-    raise RunDirError(f"{run_dir} is {kind}: its supernet mixes every op on every edge, so rank and search, "
-                      f"which score single architectures with a single-path supernet, do not apply; {found}; "
-                      f"train that cell stand-alone with `nshot train-arch {run_dir}`")
 
 
 def _set_threads(threads: Optional[int]) -> None:

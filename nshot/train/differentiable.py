@@ -210,7 +210,7 @@ class DifferentiableSearch:
                              f"(train {len(self.train_data)}, held-out {len(self.valid_data)} images)")
         self.total_steps = cfg.train.epochs * self.steps_per_epoch
         self.step = 0
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", tensorboard=cfg.run.tensorboard)
         self.table = _nb201_table(cfg) if self.space_name == "nb201" else None
         self._acc = _fresh()
 

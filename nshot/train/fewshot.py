@@ -53,6 +53,10 @@ class FewShotRun:
         if f.method == "gm" and len(self.splits) > self.space.num_decisions - (cfg.train.optimizer == "ms_sgd"):
             raise ValueError(f"fewshot.split_epochs has {len(self.splits)} splits, but only "
                              f"{self.space.num_decisions} decisions (minus the MS edge) can be split")
+        self.ways = list(f.gm_groups) or [2] * len(self.splits)   # GM: sub-supernets per split, in time order
+        if f.method == "gm" and max(self.ways, default=2) > max(self.space.sizes):
+            raise ValueError(f"fewshot.gm_groups = {f.gm_groups}: no decision of the {self.space.name} space has "
+                             f"more than {max(self.space.sizes)} choices to split between")
         self.ms_edge = self._resolve_ms_edge()
         if self.ms_edge is not None:   # every node uses the same MS edge, so inherited buffers keep their meaning
             self.cfg = replace(cfg, ms=replace(cfg.ms, edge=str(self.ms_edge)))
@@ -147,8 +151,9 @@ class FewShotRun:
             self.tree.split(node_id, d, groups, info={"method": "exhaustive"})
         else:
             done = self.tree.split_decisions(node_id)
+            ways = self.ways[level]
             candidates = [d for d in range(self.space.num_decisions)
-                          if d not in done and d != self.ms_edge and len(node.mask[d]) > 1]
+                          if d not in done and d != self.ms_edge and len(node.mask[d]) >= ways]
             t0 = time.perf_counter()
             loss = None
             if self.cfg.train.objective == "pinas":   # match the gradients of the InfoNCE loss (docs/methods.md)
@@ -156,11 +161,11 @@ class FewShotRun:
                 loss = InfoNCEGM(trainer.objective, self.space, node.mask)
             out = choose_split(trainer.model, self.space, node.mask, candidates,
                                self._gm_batch_fn(node_id, trainer.objective), f.gm_batches,
-                               rng.step_rng(self.cfg.seed, rng.GRADMATCH, node_id), loss)
+                               rng.step_rng(self.cfg.seed, rng.GRADMATCH, node_id), loss, groups=ways)
             # the time is state, not split evidence: the tree stays a pure function of the run's inputs
             self.state.setdefault("split_seconds", {})[str(node_id)] = time.perf_counter() - t0
             self.tree.split(node_id, out["decision"], out["groups"], info={
-                "method": "gm", "level": level, "batches": f.gm_batches,
+                "method": "gm", "level": level, "batches": f.gm_batches, "ways": ways,
                 "candidates": {str(k): v for k, v in out["candidates"].items()}})
 
     def _gm_batch_fn(self, node_id: int, objective=None):

@@ -130,17 +130,22 @@ def gm_distances(model: torch.nn.Module, space: SearchSpace, mask: Mask, decisio
 
 
 def best_partition(distances: np.ndarray, groups: int = 2) -> tuple[list[list[int]], float, float]:
-    """Split items 0..n-1 into ``groups`` groups of balanced sizes minimising the summed intra-group distance.
+    """Split items 0..n-1 into ``groups`` groups of balanced sizes (they differ by at most one) minimising the
+    summed intra-group distance.
 
-    Returns (groups, intra-group distance, cross-group distance). Only 2 groups are supported for n > 2
-    groups... (GM-NAS uses 2 on NB201 and DARTS).
+    Returns (groups, intra-group distance, cross-group distance). GM-NAS splits 2 ways on NB201 and DARTS; more
+    ways (ProxylessNAS-GM's later 3-way splits) go through :func:`_best_k_partition`. For 2 groups the first
+    group is the smaller half (for an even n, the one holding item 0).
     """
     n = len(distances)
-    if groups != 2:
-        raise ValueError(f"gradient-matching splits into 2 groups, got {groups}")
-    if n < 2:
-        raise ValueError("a decision with fewer than 2 allowed choices cannot be split")
+    if groups < 2:
+        raise ValueError(f"a gradient-matching split needs at least 2 groups, got {groups}")
+    if n < groups:
+        raise ValueError(f"a decision with fewer than {groups} allowed choices ({n}) cannot be split {groups} ways")
     total = float(np.triu(distances, 1).sum())
+    if groups > 2:
+        parts, intra = _best_k_partition(distances, groups)
+        return parts, intra, total - intra
     small = n // 2
     best: Optional[tuple[float, list[int]]] = None
     for first in combinations(range(n), small):
@@ -157,21 +162,51 @@ def best_partition(distances: np.ndarray, groups: int = 2) -> tuple[list[list[in
     return parts, best[0], total - best[0]
 
 
+def _best_k_partition(distances: np.ndarray, k: int) -> tuple[list[list[int]], float]:
+    """The balanced partition of 0..n-1 into ``k`` groups with the least summed intra-group distance, and that
+    distance. Every partition is visited once: groups are built in order of their smallest item, each from the
+    smallest item not yet placed and companions of a size still needed; ties keep the first found. Groups are
+    returned in that order."""
+    n = len(distances)
+    small, big = divmod(n, k)   # `big` groups of small + 1 items, k - big of small items
+    best: list = [np.inf, None]
+
+    def place(rest: list[int], sizes: dict[int, int], parts: list[list[int]], intra: float) -> None:
+        if intra >= best[0] - 1e-12:
+            return   # intra only grows as groups are added
+        if not rest:
+            best[0], best[1] = intra, [list(p) for p in parts]
+            return
+        head, others = rest[0], rest[1:]
+        for size in sorted(s for s, left in sizes.items() if left):
+            for mates in combinations(others, size - 1):
+                group = (head, *mates)
+                cost = sum(distances[i, j] for i, j in combinations(group, 2))
+                sizes[size] -= 1
+                place([i for i in others if i not in mates], sizes, parts + [list(group)], intra + float(cost))
+                sizes[size] += 1
+
+    place(list(range(n)), {small: k - big, small + 1: big} if big else {small: k}, [], 0.0)
+    return best[1], float(best[0])
+
+
 def choose_split(model: torch.nn.Module, space: SearchSpace, mask: Mask, candidates: Sequence[int],
                  batch_fn: Callable[[int], Any], num_batches: int,
-                 rng: np.random.Generator, loss: Optional[Any] = None) -> dict:
-    """Score every candidate decision; return the chosen decision, its op groups (choice indices) and, per
-    candidate, the distance matrix, the best partition and its cross-group distance."""
+                 rng: np.random.Generator, loss: Optional[Any] = None, groups: int = 2) -> dict:
+    """Score every candidate decision with at least ``groups`` allowed choices; return the chosen decision, its
+    op groups (choice indices, ``groups`` of them) and, per candidate, the distance matrix, the best partition
+    and its cross-group distance."""
     report = {}
     for d in candidates:
-        if len(mask[d]) < 2:
+        if len(mask[d]) < max(groups, 2):
             continue
         dist = gm_distances(model, space, mask, d, (batch_fn(i) for i in range(num_batches)), rng, loss)
-        parts, intra, cross = best_partition(dist)
+        parts, intra, cross = best_partition(dist, groups)
         ops = list(mask[d])
         report[d] = {"ops": ops, "distances": dist.tolist(), "groups": [[ops[i] for i in p] for p in parts],
                      "intra": intra, "cross": cross}
     if not report:
-        raise ValueError("no decision of this node has two or more allowed choices left to split")
+        raise ValueError(f"no decision of this node has {max(groups, 2)} or more allowed choices left to split "
+                         f"{max(groups, 2)} ways")
     chosen = max(report, key=lambda d: (report[d]["cross"], -d))
     return {"decision": chosen, "groups": report[chosen]["groups"], "candidates": report}

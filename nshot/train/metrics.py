@@ -1,4 +1,5 @@
-"""metrics.jsonl: one JSON object per line, appended as training goes."""
+"""metrics.jsonl: one JSON object per line, appended as training goes (and, with ``run.tensorboard``, the same
+numbers as TensorBoard scalars: :mod:`nshot.train.tensorboard`)."""
 from __future__ import annotations
 
 import json
@@ -14,10 +15,16 @@ def _clean(value: Any) -> Any:
 
 
 class MetricsLog:
-    """Append-only JSON-lines log."""
+    """Append-only JSON-lines log. With ``tensorboard=True`` every record also goes to ``tensorboard/`` beside
+    the file (the event file is opened at the first record; the package must be installed)."""
 
-    def __init__(self, path: Union[str, Path]):
+    def __init__(self, path: Union[str, Path], tensorboard: bool = False):
         self.path = Path(path)
+        self.tensorboard = None
+        if tensorboard:
+            from .tensorboard import TensorBoardLog, require
+            require()   # fail when the run starts, not at the end of its first epoch
+            self.tensorboard = TensorBoardLog(self.path.parent / "tensorboard")
 
     def write(self, record: dict[str, Any]) -> None:
         try:
@@ -25,6 +32,8 @@ class MetricsLog:
                 f.write(json.dumps({k: _clean(v) for k, v in record.items()}) + "\n")
         except OSError as exc:
             raise OSError(exc.errno, f"cannot append to {self.path}: {exc.strerror or exc}") from None
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
 
     def read(self) -> list[dict[str, Any]]:
         """The records; a torn last line (a crash or a full disk while appending) is ignored."""
@@ -49,4 +58,6 @@ class MetricsLog:
         from .checkpoint import atomic_write_bytes
 
         kept = [r for r in self.read() if r.get("step", 0) <= step]
+        if self.tensorboard is not None:   # TensorBoard hides the dropped steps too
+            self.tensorboard.purge_step = step + 1
         atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in kept).encode())

@@ -9,32 +9,11 @@ from typing import Any, Optional, Union
 import torch
 
 from .. import spaces
-from ..spaces import SearchSpace
 from ..config import Config
 from .env import environment, resolve_device
 from .metrics import MetricsLog
 from .standalone import StandaloneConfig, train_standalone
 from .trainer import RunDirError, load_data
-
-
-def resolve_arch(arch_or_run: str, space: Union[str, SearchSpace]) -> tuple[str, Optional[Path]]:
-    """An architecture string, or the best architecture of a run's search.json (``space``: a name or an instance,
-    e.g. ``spaces.for_config(cfg)`` for a proxyless space with its own depths)."""
-    sp = spaces.get(space) if isinstance(space, str) else space
-    p = Path(arch_or_run)
-    if p.is_dir() and not (p / "search.json").is_file() and (p / "result.json").is_file():
-        derived = json.loads((p / "result.json").read_text())   # a differentiable search: its derived architecture
-        if "method" in derived and "arch" in derived:
-            return sp.parse(derived["arch"]), p
-    if p.is_dir():
-        found = p / "search.json"
-        if not found.is_file():
-            raise RunDirError(f"{p} has no search.json; run `nshot search {p}` first or pass an architecture string")
-        best = json.loads(found.read_text()).get("best") or []
-        if not best:
-            raise RunDirError(f"{found} lists no architecture")
-        return sp.parse(best[0]["arch"]), p
-    return sp.parse(arch_or_run), None
 
 
 def network_shape(cfg: Config, sa: StandaloneConfig) -> dict:
@@ -74,7 +53,7 @@ def train_arch(arch: str, cfg: Config, sa: StandaloneConfig, run_dir: Union[str,
         torch.set_num_threads(cfg.threads)
     train, evald = load_data(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = MetricsLog(run_dir / "metrics.jsonl")
+    log = MetricsLog(run_dir / "metrics.jsonl", tensorboard=cfg.run.tensorboard)
     t0 = time.time()
 
     def on_epoch(epoch: int, lr: float) -> None:

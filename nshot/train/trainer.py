@@ -166,7 +166,7 @@ class Trainer:
         self.total_steps = cfg.train.epochs * self.steps_per_epoch
         self.step = 0
         self._acc = self._fresh_accumulators()
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", tensorboard=cfg.run.tensorboard)
         self._stop_requested = False
         self._keep_previous = True   # False right after resuming from prev.pt: never rotate a damaged last.pt over it
         self._buffers = list(self.model.buffers())
