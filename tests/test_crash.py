@@ -57,8 +57,9 @@ def spawn(args: list[str], log: Path, script: Path | None = None, env: dict | No
     return subprocess.Popen(cmd + args, cwd=REPO, env=full_env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
-def wait_until(cond, proc: subprocess.Popen, timeout: float = 60.0) -> bool:
-    """Poll ``cond`` every 2 ms until it holds (True) or ``proc`` exits (False)."""
+def wait_until(cond, proc: subprocess.Popen, timeout: float = 300.0) -> bool:
+    """Poll ``cond`` every 2 ms until it holds (True) or ``proc`` exits (False); a hang guard, generous because a
+    loaded 2-core machine runs a few-shot phase several times slower than a quiet one."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if cond():
