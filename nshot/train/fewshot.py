@@ -28,9 +28,12 @@ from . import rng
 from .checkpoint import atomic_write_bytes
 from .gradmatch import choose_split
 from .grouping import resolve_edge
+from . import distributed
+from .env import resolve_device
 from .metrics import MetricsLog
 from .partition import PartitionTree
-from .trainer import RunDirError, Trainer, load_data
+from .plan import SubSpace
+from .trainer import RunDirError, Trainer, load_data, steps_per_epoch
 
 
 class FewShotRun:
@@ -122,8 +125,8 @@ class FewShotRun:
         node = self.tree.nodes[node_id]
         exclude = sorted(self.tree.split_decisions(node_id)) if node.parent is not None else []
         sched = start_step if fresh else self._parent_schedule_start(node)
-        tr = Trainer.create(self.cfg, d, data=self.data, mask=node.mask, schedule_start=sched, node=node_id,
-                            ms_exclude=exclude)
+        tr = Trainer.create(self.cfg, d, data=self.data,
+                            subspace=SubSpace.of(node.mask, start=sched, salt=node_id, exclude=exclude))
         tr.resume_hint = self.run_dir
         if node.parent is not None and not fresh:
             parent = Trainer.resume(self.node_dir(node.parent), data=self.data, fewshot_node=True)
@@ -188,9 +191,8 @@ class FewShotRun:
     def fit(self) -> None:
         """Train every phase; split at the split epochs; resumable at any point."""
         cfg, f = self.cfg, self.cfg.fewshot
-        probe = Trainer(cfg, self.node_dir(0), data=self.data)   # steps per epoch, device
-        spe, self._device = probe.steps_per_epoch, probe.device
-        del probe
+        spe = steps_per_epoch(cfg, len(self.data[0]))
+        self._device = distributed.local_device(resolve_device(cfg.device))
         bounds = self.splits + [cfg.train.epochs]
         for level, end_epoch in enumerate(bounds):
             end = end_epoch * spe

@@ -1,14 +1,30 @@
 """Learning-rate policies, stepped per iteration (decision 5).
 
 A policy maps (t, T, arch) to a learning rate; ``arch`` lets subnet-aware policies depend on the subnet.
+``rates(t, T, archs)`` is what the step plan asks: the optimizer lr and each path's loss scale.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 
-class CosineLR:
+class LRPolicy:
+    """The LR policy interface: ``lr0`` and ``__call__(t, T, arch)``. By default every path of a step trains at
+    the schedule's rate (loss scales 1)."""
+
+    name = ""
+    lr0: float
+
+    def __call__(self, t: int, T: int, arch: Optional[str] = None) -> float:
+        raise NotImplementedError
+
+    def rates(self, t: int, T: int, archs: Sequence[str]) -> tuple[float, list[float]]:
+        """(optimizer lr, loss scale of each path) of a step at iteration ``t`` of ``T`` training ``archs``."""
+        return self(t, T, archs[0]), [1.0] * len(archs)
+
+
+class CosineLR(LRPolicy):
     """lr_t = lr_min + (lr_0 - lr_min) * (1 + cos(pi t / T)) / 2, per iteration."""
 
     name = "cosine"
@@ -20,7 +36,7 @@ class CosineLR:
         return self.lr_min + (self.lr0 - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * min(t, T) / T))
 
 
-class ConstantLR:
+class ConstantLR(LRPolicy):
     """lr_t = lr_0."""
 
     name = "constant"
@@ -32,9 +48,7 @@ class ConstantLR:
         return self.lr0
 
 
-
-
-class CaLR:
+class CaLR(LRPolicy):
     """Complexity-aware LR (CVPR 2025): lr_t(a) = lr_min + (lr_0 - lr_min) (1 - t/T)^gamma(a).
 
     gamma is linear in log C(a): gamma_max at C_min, 1/gamma_max at C_max. Small subnets (gamma > 1) decay
@@ -43,7 +57,6 @@ class CaLR:
     """
 
     name = "calr"
-    subnet_aware = True
 
     def __init__(self, lr: float, lr_min: float, complexity, gamma_max: float = 4.0):
         if gamma_max < 1:
@@ -63,6 +76,13 @@ class CaLR:
         if arch is None:
             raise ValueError("CaLR needs the architecture being trained")
         return self.lr_min + (self.lr0 - self.lr_min) * self.factor(t, T, arch)
+
+    def rates(self, t: int, T: int, archs: Sequence[str]) -> tuple[float, list[float]]:
+        """One path: its own rate. Several paths share one update, so the optimizer keeps lr_0 and each path's
+        loss is scaled by lr_t(a) / lr_0 (decision 4)."""
+        if len(archs) == 1:
+            return self(t, T, archs[0]), [1.0]
+        return self.lr0, [self(t, T, a) / self.lr0 for a in archs]
 
 
 def build_lr_policy(name: str, lr: float, lr_min: float = 0.0, complexity=None, gamma_max: float = 4.0):

@@ -38,6 +38,7 @@ class SupervisedObjective:
     """Cross-entropy of every path on the same augmented batch; gradients summed (decision 6)."""
 
     name = "supervised"
+    static_loss = True   # the static executor computes this loss itself (nshot.train.static)
 
     def __init__(self, model: torch.nn.Module, cfg: Config, mean: Sequence[float], std: Sequence[float]):
         self.model, self.cfg, self.mean, self.std = model, cfg, tuple(mean), tuple(std)

@@ -18,7 +18,7 @@ import signal
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import torch
 
@@ -32,12 +32,12 @@ from .env import environment, resolve_device
 from .lr import build_lr_policy
 from .metrics import MetricsLog
 from .objectives import build_objective
-from .optim import build_optimizer, fill_unused_grads, grad_momentum_cosine
+from .optim import build_momentum, fill_unused_grads, grad_momentum_cosine
+from .plan import StepPlan, StepPlanner, SubSpace, apply_plan
 from .progress import Progress
 from .complexity import get_complexity
-from .grouping import build_grouping
-from .sampler import FairSampler, build_sampler
-from .static import StaticStep, StepPlan, resolve_executor, static_unsupported
+from .sampler import build_sampler
+from .static import StaticStep, resolve_executor, static_unsupported
 
 FORMAT_VERSION = 1
 
@@ -80,6 +80,15 @@ def load_data(cfg: Config) -> tuple[ImageData, ImageData]:
     return train, evald
 
 
+def steps_per_epoch(cfg: Config, train_images: int) -> int:
+    """Optimizer steps in one epoch over ``train_images`` images; ValueError if not even one batch."""
+    spe = num_batches(train_images, cfg.train.batch_size, cfg.train.drop_last)
+    if spe < 1:
+        raise ValueError(f"training split has {train_images} images, fewer than one batch of "
+                         f"{cfg.train.batch_size} with drop_last")
+    return spe
+
+
 def _checkpoint_config(state: dict[str, Any], source: Path, overrides: Optional[list[str]] = None) -> Config:
     """The config stored in a checkpoint, with resume overrides; RunDirError naming the file if it is invalid."""
     try:
@@ -98,12 +107,6 @@ def resolve_train_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def node_args(state: dict[str, Any]) -> dict[str, Any]:
-    """The few-shot node settings stored in a checkpoint (none for a one-shot run)."""
-    return {"mask": state.get("mask"), "schedule_start": state.get("schedule_start", 0), "node": state.get("node"),
-            "ms_exclude": state.get("ms_exclude", ())}
-
-
 CPU_CHANNELS_LAST_WARNING = (
     "train.channels_last=true on CPU: faster (1.3-1.5x per step), but torch 2.13.0's CPU backward of 1x1 stride-2 "
     "convolutions with 2-6 input channels in channels_last corrupts the heap (crash or silent damage); nshot's "
@@ -113,12 +116,11 @@ class Trainer:
     """Trains a supernet as ``cfg`` says, in ``run_dir``. Use :meth:`create` or :meth:`resume`."""
 
     def __init__(self, cfg: Config, run_dir: Union[str, Path], data: Optional[tuple[ImageData, ImageData]] = None,
-                 mask=None, schedule_start: int = 0, node: Optional[int] = None, ms_exclude: Sequence[int] = ()):
-        """``mask`` (per decision, the allowed choices), ``schedule_start``, ``node`` and ``ms_exclude`` make this
-        the trainer of one few-shot sub-supernet (see :mod:`nshot.train.fewshot`)."""
+                 subspace: Optional[SubSpace] = None):
+        """``subspace`` (mask, schedule start, salt, MS exclusions) makes this the trainer of one few-shot
+        sub-supernet (see :mod:`nshot.train.fewshot`)."""
         self.cfg, self.run_dir = cfg, Path(run_dir)
-        self.mask = tuple(tuple(int(c) for c in m) for m in mask) if mask is not None else None
-        self.schedule_start, self.node, self.ms_exclude = int(schedule_start), node, tuple(ms_exclude)
+        self.subspace = subspace if subspace is not None else SubSpace()
         self.resume_hint = self.run_dir   # the directory a user resumes (a few-shot run's top directory)
         self.device = distributed.local_device(resolve_device(cfg.device))
         self.dist = distributed.init(self.device)   # torchrun: join the group (every rank, before anything is written)
@@ -130,8 +132,8 @@ class Trainer:
         self.train_data, self.eval_data = data if data is not None else load_data(cfg)
         self.train_data = self.train_data.to(self.device)
         in_channels = self.train_data.x.shape[1]
-        self.model = build_model(cfg, self.train_data.num_classes, in_channels, self.mask,
-                                 init_salt=node or 0).to(self.device)
+        self.model = build_model(cfg, self.train_data.num_classes, in_channels, self.subspace.mask,
+                                 init_salt=self.subspace.salt or 0).to(self.device)
         self.precision = resolve_train_precision(cfg.train.precision, self.device)
         self.channels_last = (cfg.train.channels_last if cfg.train.channels_last is not None
                               else self.device.type == "cuda")
@@ -143,27 +145,19 @@ class Trainer:
         self.objective.dist = self.dist
         self.objective.autocast = self._autocast
         self.params = [p for p in self.model.parameters() if p.requires_grad] + self.objective.parameters()
-        self.sampler = build_sampler(cfg.train.sampler, self.space, cfg.sampler.connected_only, mask=self.mask)
+        self.sampler = build_sampler(cfg.train.sampler, self.space, cfg.sampler.connected_only,
+                                     mask=self.subspace.mask)
         self.complexity = get_complexity(self.space, cfg.calr.complexity,
                                          **space_shape(cfg, self.train_data.num_classes, in_channels))
         self.lr_policy = build_lr_policy(cfg.train.lr_policy, cfg.optim.lr, cfg.optim.lr_min, self.complexity,
                                          cfg.calr.gamma_max)
-        self.grouping = None
-        if cfg.train.optimizer == "ms_sgd":
-            fixed = [d for d, m in enumerate(self.mask) if len(m) < 2] if self.mask is not None else []
-            self.grouping = build_grouping(cfg.ms.grouping, self.space, self.complexity, cfg.ms.edge, cfg.ms.groups,
-                                           cfg.seed, exclude_edges=sorted(set(self.ms_exclude) | set(fixed)))
-            if isinstance(self.sampler, FairSampler) and cfg.ms.grouping != "edge":
-                raise ValueError("train.sampler=fair with train.optimizer=ms_sgd needs ms.grouping=edge (all paths "
-                                 "of a FairNAS step share the op on the MS edge)")
-        self.optimizer = build_optimizer(cfg.train.optimizer, self.params, cfg.optim,
-                                         num_groups=self.grouping.num_groups if self.grouping else 1)
+        self.optimizer, self.grouping = build_momentum(cfg, self.params, self.space, self.complexity,
+                                                       self.subspace.grouping_exclusions())
         distributed.check_batches(len(self.train_data), cfg.train.batch_size, cfg.train.drop_last, self.dist)
-        self.steps_per_epoch = num_batches(len(self.train_data), cfg.train.batch_size, cfg.train.drop_last)
-        if self.steps_per_epoch < 1:
-            raise ValueError(f"training split has {len(self.train_data)} images, fewer than one batch of "
-                             f"{cfg.train.batch_size} with drop_last")
+        self.steps_per_epoch = steps_per_epoch(cfg, len(self.train_data))
         self.total_steps = cfg.train.epochs * self.steps_per_epoch
+        self.planner = StepPlanner(cfg.seed, self.sampler, self.lr_policy, self.grouping, self.total_steps,
+                                   self.subspace, cfg.train.micro_batches)
         self.step = 0
         self._acc = self._fresh_accumulators()
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
@@ -176,7 +170,8 @@ class Trainer:
 
     # -- construction ------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, cfg: Config, run_dir: Union[str, Path], data=None, **node) -> "Trainer":
+    def create(cls, cfg: Config, run_dir: Union[str, Path], data=None,
+               subspace: Optional[SubSpace] = None) -> "Trainer":
         """Start a new run in ``run_dir`` (which must not already hold a run)."""
         run_dir = Path(run_dir)
         dev = distributed.local_device(resolve_device(cfg.device))
@@ -185,7 +180,7 @@ class Trainer:
         if distributed.any_rank(taken and info.is_main, info, dev):   # rank 0 decides for all
             raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}` "
                               "or choose another run.dir")
-        trainer = cls(cfg, run_dir, data, **node)  # loads data and builds the model before anything is written
+        trainer = cls(cfg, run_dir, data, subspace)  # loads data and builds the model before anything is written
         if trainer.dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             trainer._record_env("start")
@@ -235,7 +230,7 @@ class Trainer:
         if state.get("space") != cfg.space.name:
             raise RunDirError(f"{source}: checkpoint is for space {state.get('space')!r}, its config says "
                               f"{cfg.space.name!r}")
-        trainer = cls(cfg, run_dir, data, **node_args(state))
+        trainer = cls(cfg, run_dir, data, SubSpace.from_state(state))
         trainer.load_state(state)
         trainer._keep_previous = source.name != "prev.pt"
         if trainer.dist.is_main:
@@ -273,9 +268,7 @@ class Trainer:
         return {"format": FORMAT_VERSION, "kind": "supernet", "space": self.cfg.space.name,
                 "config": to_dict(self.cfg), "step": self.step, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "epoch_accumulators": dict(self._acc),
-                "mask": [list(m) for m in self.mask] if self.mask is not None else None,
-                "schedule_start": self.schedule_start, "node": self.node, "ms_exclude": list(self.ms_exclude),
-                "objective": self.objective.state_dict()}
+                **self.subspace.state(), "objective": self.objective.state_dict()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         if state.get("space") != self.cfg.space.name:
@@ -307,29 +300,20 @@ class Trainer:
         self._keep_previous = True
 
     # -- training ------------------------------------------------------------------------------------------
+    @property
+    def schedule_start(self) -> int:
+        """The step this (sub-)supernet's LR schedule starts at."""
+        return self.subspace.start
+
     def step_plan(self, t: int) -> tuple[list[str], Optional[int]]:
-        """The architectures trained at iteration ``t`` and their momentum group (None without MS)."""
-        r = rng.step_rng(self.cfg.seed, rng.SAMPLER, t, self.node)
-        if self.grouping is not None and isinstance(self.sampler, FairSampler):
-            k = int(r.integers(self.grouping.num_groups))           # all m paths share op k on the MS edge
-            return self.sampler.paths(r, forced={self.grouping.edge: k}), k
-        archs = self.sampler.paths(r)
-        return archs, (self.grouping(archs[0]) if self.grouping is not None else None)
+        """The architectures trained at iteration ``t`` and their momentum group (None with one group)."""
+        return self.planner.paths(t)
 
     def plan(self, t: int) -> StepPlan:
-        """Everything step ``t`` needs from the plug-ins: its paths and momentum group (:meth:`step_plan`), the
-        optimizer lr and each path's loss scale (the LR policy; CaLR over several paths by loss scaling,
-        decision 4). A pure function of ``t``: every executor runs the same plan."""
-        archs, group = self.step_plan(t)
-        T, s0 = self.total_steps, self.schedule_start   # a sub-supernet that starts afresh: its own schedule
-        if len(archs) == 1:
-            lr, scales = self.lr_policy(t - s0, T - s0, archs[0]), [1.0]
-        elif getattr(self.lr_policy, "subnet_aware", False):
-            lr = self.lr_policy.lr0
-            scales = [self.lr_policy(t - s0, T - s0, a) / self.lr_policy.lr0 for a in archs]
-        else:
-            lr, scales = self.lr_policy(t - s0, T - s0, archs[0]), [1.0] * len(archs)
-        return StepPlan(archs, group, lr, scales, lr * sum(scales) / len(scales))
+        """Everything step ``t`` needs from the plug-ins (:class:`~nshot.train.plan.StepPlanner`): paths,
+        momentum group, optimizer lr, loss scales, micro-batches. A pure function of ``t``: every executor runs
+        the same plan."""
+        return self.planner(t)
 
     def train_step(self, x_uint8: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
         """One optimizer step at iteration ``self.step``.
@@ -346,14 +330,13 @@ class Trainer:
         cfg, t = self.cfg, self.step
         skip_bad = cfg.train.nonfinite == "skip"
         plan = self.plan(t)
-        archs, group, lr, scales, logged_lr = plan.archs, plan.group, plan.lr, plan.scales, plan.logged_lr
-        for pg in self.optimizer.param_groups:
-            pg["lr"] = lr
+        archs = plan.archs
+        apply_plan(self.optimizer, plan)
         self.optimizer.zero_grad(set_to_none=True)
         self.model.train()
         saved_buffers = [b.clone() for b in self._buffers] if skip_bad else []
         saved_objective = self.objective.snapshot() if skip_bad else None
-        path_losses, correct = self._forward_backward(x_uint8, y, archs, scales, t)
+        path_losses, correct = self._forward_backward(x_uint8, y, plan, t)
         if cfg.optim.update_unused:
             fill_unused_grads(self.params)
         grads = [p for p in self.params if p.grad is not None]
@@ -363,7 +346,7 @@ class Trainer:
         elif skip_bad and grads:
             grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in grads]))
         quintiles = [self.complexity.quintile(a) for a in archs] if cfg.diagnostics.loss_by_quintile else []
-        out = {"loss": path_losses.mean(), "path_losses": path_losses, "correct": correct, "lr": logged_lr,
+        out = {"loss": path_losses.mean(), "path_losses": path_losses, "correct": correct, "lr": plan.logged_lr,
                "quintiles": quintiles, "cos": None, "paths": len(archs), "batch": len(y), "t": t, "skipped": False}
         if skip_bad:
             ok = torch.isfinite(path_losses).all()
@@ -378,20 +361,17 @@ class Trainer:
                 out["skipped"] = True
                 return out
         every = cfg.diagnostics.grad_momentum_cos_every
-        out["cos"] = grad_momentum_cosine(self.optimizer, group or 0) if every and t % every == 0 else None
-        if group is None:
-            self.optimizer.step()
-        else:
-            self.optimizer.step(group=group)
+        out["cos"] = grad_momentum_cosine(self.optimizer) if every and t % every == 0 else None
+        self.optimizer.step()
         self.step += 1
         return out
 
-    def _forward_backward(self, x_uint8: torch.Tensor, y: torch.Tensor, archs: list[str], scales: list[float],
+    def _forward_backward(self, x_uint8: torch.Tensor, y: torch.Tensor, plan: StepPlan,
                           t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The objective over the global batch: this rank's slice (torchrun), in ``train.micro_batches`` parts,
+        """The objective over the global batch: this rank's slice (torchrun), in the plan's micro-batches,
         each loss weighted by its share of the global batch; gradients summed over ranks. Returns the global
         batch's per-path mean losses and correct count (identical on every rank)."""
-        n, info = len(y), self.dist
+        n, info, archs = len(y), self.dist, plan.archs
         if not self._paths_checked:
             distributed.check_same(archs, info)
             self._paths_checked = True
@@ -400,10 +380,10 @@ class Trainer:
             inputs = [v.contiguous(memory_format=torch.channels_last) for v in inputs]
         mine = distributed.shard_slice(n, info.rank, info.world)
         local = mine.stop - mine.start
-        micro = min(self.cfg.train.micro_batches, max(local, 1))
+        micro = min(plan.micro_batches, max(local, 1))
         parts = [distributed.shard_slice(local, j, micro) for j in range(micro)]
         parts = [slice(mine.start + p.start, mine.start + p.stop) for p in parts]
-        losses, correct = self.objective.run(inputs, y, archs, scales, parts, n)
+        losses, correct = self.objective.run(inputs, y, archs, plan.scales, parts, n)
         if info.enabled:
             distributed.allreduce_grads(self.params, info)
             stop = torch.tensor([1.0 if self._stop_requested else 0.0], device=losses.device, dtype=torch.float64)
