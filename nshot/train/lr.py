@@ -1,12 +1,18 @@
 """Learning-rate policies, stepped per iteration (decision 5).
 
 A policy maps (t, T, arch) to a learning rate; ``arch`` lets subnet-aware policies depend on the subnet.
-``rates(t, T, archs)`` is what the step plan asks: the optimizer lr and each path's loss scale.
+``rates(t, T, archs)`` is what the step plan asks: the optimizer lr and each path's loss scale. A policy is an
+:class:`LRPolicy` subclass registered in ``LR_POLICIES`` (the config's ``train.lr_policy`` choices) and built by
+its ``from_config(cfg, complexity)`` from its own config sections.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
+
+from ..registry import Registry
+
+LR_POLICIES = Registry("lr policy")   # name -> LRPolicy subclass; the config's train.lr_policy choices
 
 
 class LRPolicy:
@@ -23,7 +29,13 @@ class LRPolicy:
         """(optimizer lr, loss scale of each path) of a step at iteration ``t`` of ``T`` training ``archs``."""
         return self(t, T, archs[0]), [1.0] * len(archs)
 
+    @classmethod
+    def from_config(cls, cfg: Any, complexity: Any = None) -> "LRPolicy":
+        """The policy as ``cfg`` sets it (default: ``optim.lr`` and ``optim.lr_min``)."""
+        return cls(cfg.optim.lr, cfg.optim.lr_min)
 
+
+@LR_POLICIES.register("cosine")
 class CosineLR(LRPolicy):
     """lr_t = lr_min + (lr_0 - lr_min) * (1 + cos(pi t / T)) / 2, per iteration."""
 
@@ -36,6 +48,7 @@ class CosineLR(LRPolicy):
         return self.lr_min + (self.lr0 - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * min(t, T) / T))
 
 
+@LR_POLICIES.register("constant")
 class ConstantLR(LRPolicy):
     """lr_t = lr_0."""
 
@@ -48,6 +61,7 @@ class ConstantLR(LRPolicy):
         return self.lr0
 
 
+@LR_POLICIES.register("calr")
 class CaLR(LRPolicy):
     """Complexity-aware LR (CVPR 2025): lr_t(a) = lr_min + (lr_0 - lr_min) (1 - t/T)^gamma(a).
 
@@ -63,6 +77,13 @@ class CaLR(LRPolicy):
             raise ValueError(f"calr.gamma_max = {gamma_max} is invalid: expected >= 1")
         self.lr0, self.lr_min, self.complexity, self.gamma_max = lr, lr_min, complexity, gamma_max
         self.gamma_min = 1.0 / gamma_max
+
+    @classmethod
+    def from_config(cls, cfg: Any, complexity: Any = None) -> "CaLR":
+        """``optim.lr``/``lr_min`` and ``calr.gamma_max``; C(a) is the run's ``complexity`` (``calr.complexity``)."""
+        if complexity is None:
+            raise ValueError("the calr lr policy needs the space's complexity")
+        return cls(cfg.optim.lr, cfg.optim.lr_min, complexity, cfg.calr.gamma_max)
 
     def gamma(self, arch: str) -> float:
         u = self.complexity.log_position(arch)
@@ -85,14 +106,7 @@ class CaLR(LRPolicy):
         return self.lr0, [self(t, T, a) / self.lr0 for a in archs]
 
 
-def build_lr_policy(name: str, lr: float, lr_min: float = 0.0, complexity=None, gamma_max: float = 4.0):
-    """LR policy by config name (``calr`` needs a :class:`~nshot.train.complexity.Complexity`)."""
-    if name == "cosine":
-        return CosineLR(lr, lr_min)
-    if name == "constant":
-        return ConstantLR(lr, lr_min)
-    if name == "calr":
-        if complexity is None:
-            raise ValueError("the calr lr policy needs the space's complexity")
-        return CaLR(lr, lr_min, complexity, gamma_max)
-    raise ValueError(f"unknown lr policy {name!r}; available: cosine, constant, calr")
+def build_lr_policy(cfg: Any, complexity: Any = None) -> LRPolicy:
+    """The LR policy ``cfg.train.lr_policy`` names, built from ``cfg`` (``calr`` needs a
+    :class:`~nshot.train.complexity.Complexity`)."""
+    return LR_POLICIES.get(cfg.train.lr_policy).from_config(cfg, complexity)

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 
 from ..config import Config, OptimConfig
+from ..registry import Registry
 from .grouping import build_grouping
 from .ms_sgd import GroupedMomentum, MomentumSeparatedSGD
 
@@ -28,20 +29,16 @@ class OptimizerEntry:
     grouped: bool = False
 
 
-OPTIMIZERS: dict[str, OptimizerEntry] = {
-    "sgd": OptimizerEntry(lambda ps, c, k: SGD(ps, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
-                                               weight_decay=c.weight_decay)),
-    "ms_sgd": OptimizerEntry(lambda ps, c, k: MomentumSeparatedSGD(ps, lr=c.lr, num_groups=k, momentum=c.momentum,
-                                                                   nesterov=c.nesterov, weight_decay=c.weight_decay),
-                             grouped=True),
-}
+OPTIMIZERS = Registry("optimizer")   # name -> OptimizerEntry; the config's train.optimizer choices
+OPTIMIZERS.register("sgd")(OptimizerEntry(
+    lambda ps, c, k: SGD(ps, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay)))
+OPTIMIZERS.register("ms_sgd")(OptimizerEntry(
+    lambda ps, c, k: MomentumSeparatedSGD(ps, lr=c.lr, num_groups=k, momentum=c.momentum, nesterov=c.nesterov,
+                                          weight_decay=c.weight_decay), grouped=True))
 
 
 def optimizer_entry(name: str) -> OptimizerEntry:
-    try:
-        return OPTIMIZERS[name]
-    except KeyError:
-        raise ValueError(f"unknown optimizer {name!r}; available: {', '.join(OPTIMIZERS)}") from None
+    return OPTIMIZERS.get(name)
 
 
 def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], cfg: OptimConfig,

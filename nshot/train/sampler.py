@@ -9,7 +9,10 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..registry import Registry
 from ..spaces import SearchSpace
+
+SAMPLERS = Registry("sampler")   # name -> Sampler class; the config's train.sampler choices
 
 
 class Sampler:
@@ -30,6 +33,7 @@ class Sampler:
         return archs, (grouping(archs[0]) if grouping is not None else None)
 
 
+@SAMPLERS.register("uniform")
 class UniformSampler(Sampler):
     """SPOS: one architecture per step, uniform over the space (optionally connected cells only)."""
 
@@ -61,6 +65,7 @@ def allowed_choices(space: SearchSpace, mask=None) -> list[list[int]]:
     return [list(m) for m in mask] if mask is not None else [list(range(n)) for n in space.sizes]
 
 
+@SAMPLERS.register("fair")
 class FairSampler(Sampler):
     """FairNAS strict fairness (decision 6): m = max choices per decision paths per step; for each decision
     one random permutation of its choices, path k taking the k-th element, so every choice of a decision with
@@ -105,6 +110,7 @@ class FairSampler(Sampler):
         return [self.space.encode([int(col[k]) for col in columns]) for k in range(self.m)]
 
 
+@SAMPLERS.register("pair")
 class PairSampler(Sampler):
     """Pi-NAS (decision 12): two paths per step that differ at every decision: for each decision two distinct
     choices drawn without replacement, the first for path A, the second for path B. A decision with a single
@@ -136,13 +142,6 @@ class PairSampler(Sampler):
         return [self.space.encode(a), self.space.encode(b)]
 
 
-SAMPLERS: dict[str, type] = {"uniform": UniformSampler, "fair": FairSampler, "pair": PairSampler}
-
-
 def build_sampler(name: str, space: SearchSpace, connected_only: bool = False, mask=None) -> Sampler:
     """Sampler by config name, restricted to ``mask`` (a sub-space's allowed choices per decision) when given."""
-    try:
-        cls = SAMPLERS[name]
-    except KeyError:
-        raise ValueError(f"unknown sampler {name!r}; available: {', '.join(SAMPLERS)}") from None
-    return cls(space, connected_only, mask=mask)
+    return SAMPLERS.get(name)(space, connected_only, mask=mask)

@@ -1,6 +1,5 @@
-"""The supernet training loop: sampler x lr policy x optimizer, writing a resumable run directory.
-
-Run directory::
+"""The supernet training loop: each step's plan (sampler x lr policy x momentum grouping, :mod:`.plan`) run by
+an executor, writing a resumable run directory (:class:`nshot.run.RunDir`)::
 
     RUN/config.yaml        the resolved config
     RUN/env.json           versions, git commit, device (one entry per start or resume)
@@ -23,11 +22,13 @@ from typing import Any, Optional, Union
 import torch
 
 from .. import spaces
-from ..config import Config, ConfigError, apply_overrides, dump_config, from_dict, load_config, to_dict
-from ..data import ImageData, epoch_batches, load_dataset, num_batches
-from ..nn import BNConfig, build_supernet
-from . import distributed, rng
-from .checkpoint import atomic_write_bytes, load_checkpoint_from, save_checkpoint
+from ..config import Config, ConfigError, dump_config, to_dict
+from ..data import ImageData, epoch_batches, num_batches
+from ..run import RunDir, RunKind, atomic_write_bytes, check_supernet_state
+from ..run.build import build_model, load_data, space_shape
+from ..run.rundir import SUPERNET_FORMAT
+from . import distributed
+from .checkpoint import load_checkpoint_from, save_checkpoint
 from .env import environment, resolve_device
 from .lr import build_lr_policy
 from .metrics import MetricsLog
@@ -39,7 +40,7 @@ from .complexity import get_complexity
 from .sampler import build_sampler
 from .static import StaticStep, resolve_executor, static_unsupported
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = SUPERNET_FORMAT   # re-exported: the supernet checkpoint format (nshot.run.rundir)
 
 # Keys a resume may change (`nshot train --resume RUN optim.lr=...`): they do not change what the checkpoint
 # holds (shapes, data, random streams, optimizer buffers), only how training goes on from it.
@@ -50,34 +51,9 @@ RESUME_OVERRIDABLE = ("optim.lr", "optim.lr_min", "train.grad_clip", "train.nonf
 
 from ..errors import RunDirError  # noqa: E402  (re-exported: nshot.train.trainer.RunDirError)
 
-
-def space_shape(cfg: Config, num_classes: int, in_channels: int) -> dict[str, Any]:
-    """Keyword arguments describing the network shape to the space (complexity of a subnet): the ``model.*``
-    options the space declares as ``shape_options`` (NB201: C, N; unset ones keep the space's default), the
-    number of classes and the input channels."""
-    return {**spaces.shape_from_config(cfg), "num_classes": num_classes, "in_channels": in_channels}
-
-
-def build_model(cfg: Config, num_classes: int, in_channels: int, candidates=None, init_salt: int = 0) -> torch.nn.Module:
-    """The supernet described by ``cfg`` (weights initialised from the run's seed; ``init_salt`` gives a few-shot
-    node its own initialisation), restricted to ``candidates`` per decision when given."""
-    bn = BNConfig(affine=cfg.model.bn_affine, track_running_stats=cfg.model.bn_track_running_stats)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(rng.torch_seed(cfg.seed, rng.INIT, init_salt))
-        options = {**spaces.for_config(cfg).options, **space_shape(cfg, num_classes, in_channels)}
-        return build_supernet(cfg.space.name, **options, bn=bn, candidates=candidates)
-
-
-def load_data(cfg: Config) -> tuple[ImageData, ImageData]:
-    """(train, eval) splits as configured, subset if asked."""
-    d = cfg.data
-    train, evald = load_dataset(d.name, d.root, split=d.split, split_file=d.split_file, download=d.download,
-                                seed=cfg.seed, image_size=d.image_size, workers=d.workers)
-    if d.train_subset is not None:
-        train = train.subset(min(d.train_subset, len(train)))
-    if d.eval_subset is not None:
-        evald = evald.subset(min(d.eval_subset, len(evald)))
-    return train, evald
+# build_model, load_data, space_shape live in nshot.run.build (shared with scoring); re-exported here
+__all__ = ["FORMAT_VERSION", "RESUME_OVERRIDABLE", "RunDirError", "Trainer", "build_model", "load_data",
+           "space_shape", "steps_per_epoch"]
 
 
 def steps_per_epoch(cfg: Config, train_images: int) -> int:
@@ -87,17 +63,6 @@ def steps_per_epoch(cfg: Config, train_images: int) -> int:
         raise ValueError(f"training split has {train_images} images, fewer than one batch of "
                          f"{cfg.train.batch_size} with drop_last")
     return spe
-
-
-def _checkpoint_config(state: dict[str, Any], source: Path, overrides: Optional[list[str]] = None) -> Config:
-    """The config stored in a checkpoint, with resume overrides; RunDirError naming the file if it is invalid."""
-    try:
-        cfg = from_dict(Config, state.get("config")).validate()
-    except ConfigError as exc:
-        raise RunDirError(f"{source}: its config is not valid for this nshot ({exc})") from None
-    if not overrides:
-        return cfg
-    return from_dict(Config, apply_overrides(to_dict(cfg), overrides)).validate()
 
 
 def resolve_train_precision(precision: str, device: torch.device) -> str:
@@ -120,6 +85,7 @@ class Trainer:
         """``subspace`` (mask, schedule start, salt, MS exclusions) makes this the trainer of one few-shot
         sub-supernet (see :mod:`nshot.train.fewshot`)."""
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.files = RunDir(self.run_dir)
         self.subspace = subspace if subspace is not None else SubSpace()
         self.resume_hint = self.run_dir   # the directory a user resumes (a few-shot run's top directory)
         self.device = distributed.local_device(resolve_device(cfg.device))
@@ -149,8 +115,7 @@ class Trainer:
                                      mask=self.subspace.mask)
         self.complexity = get_complexity(self.space, cfg.calr.complexity,
                                          **space_shape(cfg, self.train_data.num_classes, in_channels))
-        self.lr_policy = build_lr_policy(cfg.train.lr_policy, cfg.optim.lr, cfg.optim.lr_min, self.complexity,
-                                         cfg.calr.gamma_max)
+        self.lr_policy = build_lr_policy(cfg, self.complexity)
         self.optimizer, self.grouping = build_momentum(cfg, self.params, self.space, self.complexity,
                                                        self.subspace.grouping_exclusions())
         distributed.check_batches(len(self.train_data), cfg.train.batch_size, cfg.train.drop_last, self.dist)
@@ -160,7 +125,7 @@ class Trainer:
                                    self.subspace, cfg.train.micro_batches)
         self.step = 0
         self._acc = self._fresh_accumulators()
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.metrics = MetricsLog(self.files.metrics)
         self._stop_requested = False
         self._keep_previous = True   # False right after resuming from prev.pt: never rotate a damaged last.pt over it
         self._buffers = list(self.model.buffers())
@@ -176,7 +141,7 @@ class Trainer:
         run_dir = Path(run_dir)
         dev = distributed.local_device(resolve_device(cfg.device))
         info = distributed.init(dev)   # torchrun: every rank joins before rank 0 can write anything
-        taken = (run_dir / "checkpoints").exists() or (run_dir / "config.yaml").exists()
+        taken = RunDir(run_dir).is_taken()
         if distributed.any_rank(taken and info.is_main, info, dev):   # rank 0 decides for all
             raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}` "
                               "or choose another run.dir")
@@ -184,7 +149,7 @@ class Trainer:
         if trainer.dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             trainer._record_env("start")
-            dump_config(cfg, run_dir / "config.yaml")   # last: a folder with config.yaml is a run that can be resumed
+            dump_config(cfg, trainer.files.config)   # last: a folder with config.yaml is a run that can be resumed
         distributed.barrier(trainer.dist)
         return trainer
 
@@ -203,17 +168,14 @@ class Trainer:
             key = item.split("=", 1)[0].strip()
             if key not in RESUME_OVERRIDABLE:
                 raise ConfigError(f"override {item!r}: a resume may only change {', '.join(RESUME_OVERRIDABLE)}")
-        run_dir = Path(run_dir)
-        cfg_path = run_dir / "config.yaml"
-        if not cfg_path.is_file():
-            raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
-        folder = run_dir / "checkpoints"
-        if not fewshot_node and load_config(cfg_path).fewshot.method != "none":
-            top = run_dir.parent.parent if run_dir.parent.name == "nodes" else run_dir
-            raise RunDirError(f"{run_dir} belongs to a few-shot run: resume the whole run with "
-                              f"`nshot train --resume {top}`")
-        if not (folder / "last.pt").exists() and not (folder / "prev.pt").exists():
-            cfg = load_config(cfg_path, overrides)
+        files = RunDir(run_dir)
+        run_dir, cfg_path = files.path, files.config
+        files.require_run()
+        if not fewshot_node and files.kind() is not RunKind.ONE_SHOT:
+            raise RunDirError(f"{run_dir} belongs to a {files.kind().value} run: resume the whole run with "
+                              f"`nshot train --resume {files.top()}`")
+        if not files.has_checkpoint():
+            cfg = files.load_config(overrides)
             trainer = cls(cfg, run_dir, data)
             if trainer.dist.is_main:
                 trainer.metrics.truncate_after(0)
@@ -221,15 +183,8 @@ class Trainer:
                 dump_config(cfg, cfg_path)
             trainer._record_env("restart (no checkpoint yet)", overrides)
             return trainer
-        state, source = load_checkpoint_from(folder)
-        if state.get("format") != FORMAT_VERSION or state.get("kind") != "supernet":
-            raise RunDirError(f"{source}: checkpoint format {state.get('format')!r} / kind {state.get('kind')!r} "
-                              f"is not a supernet checkpoint of format {FORMAT_VERSION}; this nshot cannot "
-                              "continue it (was it written by another nshot version?)")
-        cfg = _checkpoint_config(state, source, overrides)
-        if state.get("space") != cfg.space.name:
-            raise RunDirError(f"{source}: checkpoint is for space {state.get('space')!r}, its config says "
-                              f"{cfg.space.name!r}")
+        state, source = load_checkpoint_from(files.checkpoints)
+        cfg = check_supernet_state(state, source, overrides)
         trainer = cls(cfg, run_dir, data, SubSpace.from_state(state))
         trainer.load_state(state)
         trainer._keep_previous = source.name != "prev.pt"
@@ -243,7 +198,7 @@ class Trainer:
     def _record_env(self, event: str, overrides: Optional[list[str]] = None) -> None:
         if not self.dist.is_main:
             return
-        path = self.run_dir / "env.json"
+        path = self.files.env
         try:
             entries = json.loads(path.read_text()) if path.exists() else []
         except ValueError:   # not expected (written atomically); never let it block a resume
@@ -265,7 +220,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         if self.static is not None and self.static.stepped:
             self.static.export_state()   # the static step's momentum buffers, in torch's optimizer format
-        return {"format": FORMAT_VERSION, "kind": "supernet", "space": self.cfg.space.name,
+        return {"format": SUPERNET_FORMAT, "kind": "supernet", "space": self.cfg.space.name,
                 "config": to_dict(self.cfg), "step": self.step, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "epoch_accumulators": dict(self._acc),
                 **self.subspace.state(), "objective": self.objective.state_dict()}
@@ -287,15 +242,15 @@ class Trainer:
         if not bool(finite):
             raise FloatingPointError(
                 f"non-finite weights at step {self.step} (a non-finite gradient?); not saved: the last good "
-                f"checkpoint is in {self.run_dir / 'checkpoints'}; resume with a lower lr, e.g. "
+                f"checkpoint is in {self.files.checkpoints}; resume with a lower lr, e.g. "
                 f"`nshot train --resume {self.resume_hint} optim.lr={self.cfg.optim.lr / 2:g}`")
         if not self.dist.is_main:   # one writer: rank 0 (all ranks hold the same state)
             return
         try:
-            save_checkpoint(self.run_dir / "checkpoints", self.state_dict(), keep_previous=self._keep_previous)
+            save_checkpoint(self.files.checkpoints, self.state_dict(), keep_previous=self._keep_previous)
         except OSError as exc:
             raise OSError(exc.errno, f"checkpoint at step {self.step} not saved: {exc.strerror or exc}; the "
-                          f"previous checkpoints in {self.run_dir / 'checkpoints'} are intact: free space (or fix "
+                          f"previous checkpoints in {self.files.checkpoints} are intact: free space (or fix "
                           f"the cause) and continue with `nshot train --resume {self.resume_hint}`") from None
         self._keep_previous = True
 
@@ -441,7 +396,7 @@ class Trainer:
             first = outs[int((~finite).nonzero()[0, 0])]["t"]
             raise FloatingPointError(
                 f"non-finite loss at step {first + 1} (iteration {first}); the last good checkpoint is in "
-                f"{self.run_dir / 'checkpoints'} (steps after it are never saved); resume with a lower lr, e.g. "
+                f"{self.files.checkpoints} (steps after it are never saved); resume with a lower lr, e.g. "
                 f"`nshot train --resume {self.resume_hint} optim.lr={self.cfg.optim.lr / 2:g}`, or set "
                 "train.nonfinite=skip to skip such steps")
         for value in losses.tolist():  # one by one: the same sum however flushes fall
