@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,11 +24,18 @@ def _choice(default: str, *allowed: str):
     return field(default=default, metadata={"choices": allowed})
 
 
+def _registered(default: str, module: str, registry: str):
+    """A field whose allowed values are the names registered in ``module.registry`` (read when a value is checked:
+    adding a plug-in to its registry adds it here)."""
+    from .registry import RegistryChoices
+    return field(default=default, metadata={"choices": RegistryChoices(module, registry)})
+
+
 @dataclass
 class SpaceConfig:
     """Which search space: ``nb201``, ``macro`` (NAS-Bench-Macro), ``proxyless`` (ProxylessNAS-style) or
     ``bottleneck`` (Pi-NAS's split-attention bottleneck blocks, CIFAR scale) or ``darts`` (the DARTS CNN cells)."""
-    name: str = _choice("nb201", "nb201", "macro", "proxyless", "bottleneck", "darts")
+    name: str = _registered("nb201", "nshot.spaces", "available")
 
 
 @dataclass
@@ -96,10 +102,10 @@ class TrainConfig:
     epochs: int = 250
     batch_size: int = 64
     eval_batch_size: int = 256
-    sampler: str = _choice("uniform", "uniform", "fair", "pair")
-    objective: str = _choice("supervised", "supervised", "pinas")
-    lr_policy: str = _choice("cosine", "cosine", "constant", "calr")
-    optimizer: str = _choice("sgd", "sgd", "ms_sgd")
+    sampler: str = _registered("uniform", "nshot.train.sampler", "SAMPLERS")
+    objective: str = _registered("supervised", "nshot.train.objectives", "OBJECTIVES")
+    lr_policy: str = _registered("cosine", "nshot.train.lr", "LR_POLICIES")
+    optimizer: str = _registered("sgd", "nshot.train.optim", "OPTIMIZERS")
     grad_clip: Optional[float] = 5.0
     drop_last: bool = False
     checkpoint_every_steps: int = 0
@@ -498,17 +504,5 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Optional[lis
 def dump_config(cfg: Config, path: Union[str, Path]) -> None:
     """Write the resolved config as YAML, atomically (a crash leaves the old file or the complete new one:
     a torn file could otherwise parse as a shorter config with defaults in place of the lost keys)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from .run.io import atomic_write_bytes   # not at the top: nshot.run imports this module
+    atomic_write_bytes(path, yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())

@@ -119,7 +119,7 @@ def _standalone_job(cfg_dict: dict, arch: str, epochs: int, seed: int) -> float:
 
     from .config import from_dict
     from .train.standalone import StandaloneConfig, train_standalone
-    from .train.trainer import load_data
+    from .run.build import load_data
     torch.set_num_threads(1)
     cfg = from_dict(Config, cfg_dict)
     if "data" not in _WORKER_DATA:

@@ -88,7 +88,7 @@ def test_ms_with_one_group_is_torch_sgd_step_for_step():
         _grads(step, a, skip), _grads(step, b, skip)
         for pg in ms.param_groups + ref.param_groups:
             pg["lr"] = 0.05 * (1 - step / 12)
-        ms.step(group=0), ref.step()
+        ms.select_group(0), ms.step(), ref.step()
         for x, y in zip(a, b):
             assert torch.equal(x, y)
 
@@ -96,13 +96,13 @@ def test_ms_with_one_group_is_torch_sgd_step_for_step():
 def test_a_step_in_one_group_leaves_other_groups_bit_identical():
     ps = _params()
     opt = MomentumSeparatedSGD(ps, lr=0.1, num_groups=5, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    _grads(0, ps), opt.step(group=1)
-    _grads(1, ps), opt.step(group=3)
+    _grads(0, ps), opt.select_group(1), opt.step()
+    _grads(1, ps), opt.select_group(3), opt.step()
     assert opt.momentum_buffer(ps[0], 0) is None          # lazily allocated: group 0 never stepped
     before = {k: opt.momentum_buffer(p, k).clone() for p in ps for k in (1,)}
     snapshot3 = [opt.momentum_buffer(p, 3).clone() for p in ps]
     for s in range(2, 6):
-        _grads(s, ps), opt.step(group=1)
+        _grads(s, ps), opt.select_group(1), opt.step()
     assert all(torch.equal(opt.momentum_buffer(p, 3), m) for p, m in zip(ps, snapshot3))
     assert not all(torch.equal(opt.momentum_buffer(p, 1), before[1]) for p in ps)
 
@@ -111,7 +111,7 @@ def test_ms_state_dict_round_trips():
     a, b = _params(), _params()
     oa = MomentumSeparatedSGD(a, lr=0.1, num_groups=3, momentum=0.9, nesterov=True, weight_decay=1e-4)
     for s in range(4):
-        _grads(s, a), oa.step(group=s % 3)
+        _grads(s, a), oa.select_group(s % 3), oa.step()
     with torch.no_grad():
         for x, y in zip(a, b):
             y.copy_(x)
@@ -121,12 +121,12 @@ def test_ms_state_dict_round_trips():
     ob.load_state_dict(torch.load(io.BytesIO(buf.getvalue())))
     for s in range(4, 9):
         _grads(s, a), _grads(s, b)
-        oa.step(group=s % 3), ob.step(group=s % 3)
+        oa.select_group(s % 3), oa.step(), ob.select_group(s % 3), ob.step()
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     with pytest.raises(ValueError, match="3 momentum groups"):
         MomentumSeparatedSGD(_params(), lr=0.1, num_groups=2, momentum=0.9).load_state_dict(oa.state_dict())
     with pytest.raises(ValueError, match="out of range"):
-        oa.step(group=3)
+        oa.select_group(3)
 
 
 # -- samplers and groupings ---------------------------------------------------------------------------------

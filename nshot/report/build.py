@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any, Callable, Optional, Union
 
 import yaml
 
+from ..run.io import atomic_write_bytes
 from . import plots
 from .alphas import differentiable_figures
 from .cell_drawing import draw_arch, op_legend
@@ -631,20 +631,6 @@ def build_report(run_dir: Union[str, Path], out: Union[str, Path, None] = None) 
         if name not in written and stale.is_file():
             stale.unlink()
     for name, png in ctx.images:
-        _atomic_write(img_dir / name, png)
-    _atomic_write(out_path, html_text.encode("utf-8"))
+        atomic_write_bytes(img_dir / name, png)
+    atomic_write_bytes(out_path, html_text.encode("utf-8"))
     return out_path
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

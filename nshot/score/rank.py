@@ -10,7 +10,7 @@ from typing import Optional, Union
 import numpy as np
 
 from .. import benchmarks, spaces
-from ..train.checkpoint import atomic_write_bytes
+from ..run import RunDir, atomic_write_bytes
 from .ranking import rank_report
 from .run import LoadedRun, load_run
 from .scorer import ScoreProtocol, Scorer
@@ -45,7 +45,7 @@ def make_scorer(run: LoadedRun, bn_mode: str = "batch", recal_batches: int = 0, 
                           eval_batch_size=eval_batch_size or run.cfg.train.eval_batch_size,
                           step=run.step, seed=run.cfg.seed, dedup=dedup, precision=precision, probe=probe,
                           probe_images=probe_images if probe != "classifier" else 0, probe_tag=tag)
-    scorer = Scorer(run.model, evald, proto, train_data=run.train, cache_path=run.run_dir / "scores.csv",
+    scorer = Scorer(run.model, evald, proto, train_data=run.train, cache_path=RunDir(run.run_dir).scores,
                     device=run.device, progress=progress, channels_last=channels_last, batch_group=batch_group,
                     arch_batch=arch_batch, rank=rank, world=world, head=head)
     scorer.head_record = head_record
@@ -150,9 +150,10 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
     tag = ranking_tag(subset, report["protocol"]["bn_mode"], report["protocol"]["probe"])
     if explicit and metric != bench.dataset_metrics.get(dataset):   # not the run's own ground truth: say which
         tag += "-" + "".join(ch if ch.isalnum() else "_" for ch in metric)
-    _write_json(run.run_dir / "rank.json", report)          # the latest ranking (what the report shows)
-    _write_json(run.run_dir / f"rank-{tag}.json", report)   # kept per subset and scoring protocol
-    report["protocol"]["files"] = [f"rank-{tag}.json", f"rank-{tag}.csv"]
+    files = RunDir(run.run_dir)
+    _write_json(files.rank("json"), report)          # the latest ranking (what the report shows)
+    _write_json(files.rank("json", tag), report)     # kept per subset and scoring protocol
+    report["protocol"]["files"] = [files.rank("json", tag).name, files.rank("csv", tag).name]
     report["protocol"]["evaluated_now"] = scorer.forward_passes   # this call's work, not part of the files
     report["protocol"]["world_size"] = world
     order_s = (-scores).argsort(kind="stable").argsort(kind="stable") + 1
@@ -162,20 +163,15 @@ def rank_run(run_dir: Union[str, Path], benchmark: Optional[str] = None, metric:
     w.writerow(["arch", "score", "truth", "params", "score_rank", "truth_rank"])
     for i, a in enumerate(archs):
         w.writerow([a, repr(float(scores[i])), repr(float(truth[i])), int(complexity[i]), int(order_s[i]), int(order_t[i])])
-    atomic_write_bytes(run.run_dir / "rank.csv", buf.getvalue().encode())
-    atomic_write_bytes(run.run_dir / f"rank-{tag}.csv", buf.getvalue().encode())
+    atomic_write_bytes(files.rank("csv"), buf.getvalue().encode())
+    atomic_write_bytes(files.rank("csv", tag), buf.getvalue().encode())
     return report
 
 
 def run_config(run_dir: Union[str, Path]):
     """A run directory's config (read from its config.yaml, without loading the run)."""
-    from ..config import load_config
-    from ..train.trainer import RunDirError
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
     from ..preflight import refuse_differentiable
-    cfg = load_config(path)
+    cfg = RunDir(run_dir).load_config()
     refuse_differentiable(run_dir, cfg)
     return cfg
 

@@ -7,12 +7,14 @@ from typing import Optional, Union
 
 import torch
 
-from ..config import Config, ConfigError, from_dict
+from ..config import Config
 from ..data import ImageData, num_batches
-from ..train.checkpoint import CheckpointError, load_checkpoint
+from ..errors import CheckpointError, RunDirError
+from ..run import RunDir, check_supernet_state
+from ..run.build import build_model, load_data
+from ..train.checkpoint import load_checkpoint_from
 from ..preflight import refuse_differentiable
 from ..train.env import resolve_device
-from ..train.trainer import FORMAT_VERSION, RunDirError, build_model, load_data
 
 
 @dataclass
@@ -32,33 +34,21 @@ def load_run(run_dir: Union[str, Path], device: Optional[str] = None,
              data: Optional[tuple[ImageData, ImageData]] = None, threads: Optional[int] = None) -> LoadedRun:
     """Load ``run_dir``'s config and last checkpoint; raise RunDirError with the reason if it cannot be scored.
     ``device`` and ``threads`` (CPU threads) override the run's own settings."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
-    from ..config import load_config
-    refuse_differentiable(run_dir, load_config(run_dir / "config.yaml"))
-    if (run_dir / "fewshot.json").is_file():
+    files = RunDir(run_dir)
+    run_dir = files.path
+    files.require_run()
+    refuse_differentiable(run_dir, files.load_config())
+    if files.fewshot.is_file():
         return _load_fewshot_run(run_dir, device, data, threads)
     try:
-        state = load_checkpoint(run_dir / "checkpoints")
+        state, source = load_checkpoint_from(files.checkpoints)
     except CheckpointError as exc:
-        ck = run_dir / "checkpoints"
-        kind = CheckpointError if (ck / "last.pt").exists() or (ck / "prev.pt").exists() else RunDirError
+        kind = CheckpointError if files.has_checkpoint() else RunDirError
         raise kind(f"{run_dir} has no usable checkpoint ({exc}); train it first with "
                    f"`nshot train CONFIG --run-dir {run_dir}`") from None
-    if state.get("format") != FORMAT_VERSION or state.get("kind") != "supernet":
-        raise RunDirError(f"{run_dir}: checkpoint format {state.get('format')!r} / kind {state.get('kind')!r} is not "
-                          f"a supernet checkpoint of format {FORMAT_VERSION} (written by another nshot version?)")
-    try:
-        cfg = from_dict(Config, state.get("config")).validate()
-    except ConfigError as exc:
-        raise RunDirError(f"{run_dir}: the checkpoint's config is not valid for this nshot ({exc})") from None
-    if state.get("space") != cfg.space.name:
-        raise RunDirError(f"{run_dir}: checkpoint is for space {state.get('space')!r}, its config says "
-                          f"{cfg.space.name!r}")
+    cfg = check_supernet_state(state, source)
     if state.get("node") is not None:
-        top = run_dir.parent.parent if run_dir.parent.name == "nodes" else run_dir
-        raise RunDirError(f"{run_dir} is one sub-supernet of a few-shot run: score the whole run ({top})")
+        raise RunDirError(f"{run_dir} is one sub-supernet of a few-shot run: score the whole run ({files.top()})")
     dev = resolve_device(device or cfg.device)
     _set_threads(threads or cfg.threads)
     train, evald = data if data is not None else load_data(cfg)
@@ -75,9 +65,8 @@ def _set_threads(threads: Optional[int]) -> None:
 
 
 def _load_fewshot_run(run_dir: Path, device: Optional[str], data, threads: Optional[int]) -> LoadedRun:
-    from ..config import load_config
     from ..train.fewshot import load_partitioned
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = RunDir(run_dir).load_config()
     _set_threads(threads or cfg.threads)
     train, evald = data if data is not None else load_data(cfg)
     cfg, model, step, total = load_partitioned(run_dir, (train, evald))

@@ -36,7 +36,7 @@ from typing import Iterable, Iterator, Optional, Sequence, Union
 import torch
 
 from ..data import ImageData, epoch_batches, eval_input, normalize
-from ..train.checkpoint import atomic_write_bytes
+from ..run import atomic_write_bytes
 from ..train.progress import Progress
 from .bn import batch_stats_mode, grouped_batch_stats, recalibrate, running_stats_mode
 from .dedup import DEDUP_MODES, Deduper

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ..data import ImageData, epoch_batches, eval_input
 from ..spaces import SearchSpace
-from ..train.checkpoint import atomic_write_bytes
+from ..run import RunDir, atomic_write_bytes
 from .bn import batch_stats_mode
 from .probe import bank_indices
 
@@ -105,7 +105,7 @@ def shared_head(run_dir: Optional[Path], model: torch.nn.Module, space: SearchSp
     """The run's cached head for ``spec`` (``RUN/probes/``), trained and written first if absent; also a
     record: file, whether it was trained now, the seconds it took."""
     spec.validate()
-    path = Path(run_dir) / "probes" / spec.file_name if run_dir is not None else None
+    path = RunDir(run_dir).probes / spec.file_name if run_dir is not None else None
     head = torch.nn.Linear(int(model.feature_dim), int(train.num_classes))
     if path is not None and path.is_file():
         state = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)

@@ -7,6 +7,7 @@ from typing import Optional, Union
 import numpy as np
 
 from .. import spaces
+from ..run import RunDir
 from ..score.rank import _write_json, make_scorer, protocol_record
 from ..score.run import load_run
 from ..train.progress import Progress
@@ -34,7 +35,7 @@ def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: O
         from .. import benchmarks
         bench = benchmarks.get(benchmark, path=table)
         metric = benchmarks.metric_for(bench, run.cfg.data.name, metric)   # the run's dataset's ground truth
-    from ..train.trainer import space_shape
+    from ..run.build import space_shape
     shape = space_shape(run.cfg, run.train.num_classes, run.train.x.shape[1])   # the run's own network
     scorer = make_scorer(run, bn_mode, recal_batches, eval_images, progress="none", probe=probe,
                          probe_images=probe_images, probe_epochs=probe_epochs, probe_lr=probe_lr)
@@ -73,7 +74,7 @@ def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: O
                        "metric": metric if bench is not None else None,
                        "sizes": "params and FLOPs of the run's own network: " + ", ".join(
                            f"{k}={v}" for k, v in shape.items())}
-    _write_json(run.run_dir / "search.json", out)
+    _write_json(RunDir(run.run_dir).search, out)
     return out
 
 

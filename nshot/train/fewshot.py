@@ -24,13 +24,16 @@ import torch
 from .. import spaces
 from ..config import Config, dump_config
 from ..data import ImageData, epoch_batches, num_batches, train_input
-from . import rng
-from .checkpoint import atomic_write_bytes
+from ..run import RunDir, atomic_write_bytes
+from ..run import rng
 from .gradmatch import choose_split
 from .grouping import resolve_edge
+from . import distributed
+from .env import resolve_device
 from .metrics import MetricsLog
 from .partition import PartitionTree
-from .trainer import RunDirError, Trainer, load_data
+from .plan import SubSpace
+from .trainer import RunDirError, Trainer, load_data, steps_per_epoch
 
 
 class FewShotRun:
@@ -41,6 +44,7 @@ class FewShotRun:
         if f.method not in ("exhaustive", "gm"):
             raise ValueError(f"fewshot.method = {f.method!r}: FewShotRun needs exhaustive or gm")
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.files = RunDir(self.run_dir)
         self.space = spaces.for_config(cfg)
         self.data = data if data is not None else load_data(cfg)
         self.splits = sorted(f.split_epochs)
@@ -77,7 +81,7 @@ class FewShotRun:
     # -- persistence -----------------------------------------------------------------------------------------
     @property
     def tree_path(self) -> Path:
-        return self.run_dir / "fewshot.json"
+        return self.files.fewshot
 
     def _save_tree(self) -> None:
         payload = {"tree": self.tree.to_dict(), **self.state}
@@ -85,25 +89,24 @@ class FewShotRun:
 
     @classmethod
     def create(cls, cfg: Config, run_dir: Union[str, Path], data=None) -> "FewShotRun":
-        run_dir = Path(run_dir)
-        if (run_dir / "config.yaml").exists():
-            raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}`")
-        run = cls(cfg, run_dir, data)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        files = RunDir(run_dir)
+        if files.config.exists():
+            raise RunDirError(f"{files} already holds a run; resume it with `nshot train --resume {files}`")
+        run = cls(cfg, files.path, data)
+        files.path.mkdir(parents=True, exist_ok=True)
         run._save_tree()                                 # first: a folder with fewshot.json is a few-shot run
-        dump_config(run.cfg, run_dir / "config.yaml")
+        dump_config(run.cfg, files.config)
         return run
 
     @classmethod
     def resume(cls, run_dir: Union[str, Path], data=None) -> "FewShotRun":
-        from ..config import load_config
-        run_dir = Path(run_dir)
-        if not (run_dir / "fewshot.json").is_file():
-            raise RunDirError(f"{run_dir} is not a few-shot run directory (no fewshot.json)")
-        if not (run_dir / "config.yaml").is_file():
-            raise RunDirError(f"{run_dir} was interrupted while being created (no config.yaml): nothing was "
+        files = RunDir(run_dir)
+        if not files.fewshot.is_file():
+            raise RunDirError(f"{files} is not a few-shot run directory (no {files.FEWSHOT})")
+        if not files.is_run():
+            raise RunDirError(f"{files} was interrupted while being created (no {files.CONFIG}): nothing was "
                               "trained; remove it and start the run again")
-        run = cls(load_config(run_dir / "config.yaml"), run_dir, data)
+        run = cls(files.load_config(), files.path, data)
         payload = json.loads(run.tree_path.read_text())
         run.tree = PartitionTree.from_dict(run.space, payload["tree"])
         run.state = {k: payload[k] for k in ("done_splits", "finished_nodes")}
@@ -111,13 +114,13 @@ class FewShotRun:
         return run
 
     def node_dir(self, node_id: int) -> Path:
-        return self.run_dir / "nodes" / str(node_id)
+        return self.files.node(node_id).path
 
     # -- nodes ----------------------------------------------------------------------------------------------
     def _trainer(self, node_id: int, start_step: int, fresh: bool) -> Trainer:
         """The node's trainer: resumed if it has a checkpoint, else created (inheriting from its parent)."""
         d = self.node_dir(node_id)
-        if (d / "checkpoints" / "last.pt").exists() or (d / "checkpoints" / "prev.pt").exists():
+        if RunDir(d).has_checkpoint():
             tr = Trainer.resume(d, data=self.data, fewshot_node=True)
             tr.resume_hint = self.run_dir
             return tr
@@ -126,8 +129,8 @@ class FewShotRun:
         node = self.tree.nodes[node_id]
         exclude = sorted(self.tree.split_decisions(node_id)) if node.parent is not None else []
         sched = start_step if fresh else self._parent_schedule_start(node)
-        tr = Trainer.create(self.cfg, d, data=self.data, mask=node.mask, schedule_start=sched, node=node_id,
-                            ms_exclude=exclude)
+        tr = Trainer.create(self.cfg, d, data=self.data,
+                            subspace=SubSpace.of(node.mask, start=sched, salt=node_id, exclude=exclude))
         tr.resume_hint = self.run_dir
         if node.parent is not None and not fresh:
             parent = Trainer.resume(self.node_dir(node.parent), data=self.data, fewshot_node=True)
@@ -140,7 +143,7 @@ class FewShotRun:
         if node.parent is None:
             return 0
         from .checkpoint import load_checkpoint
-        return int(load_checkpoint(self.node_dir(node.parent) / "checkpoints").get("schedule_start", 0))
+        return int(load_checkpoint(self.files.node(node.parent).checkpoints).get("schedule_start", 0))
 
     def _split(self, node_id: int, trainer: Trainer, level: int) -> None:
         f = self.cfg.fewshot
@@ -193,9 +196,8 @@ class FewShotRun:
     def fit(self) -> None:
         """Train every phase; split at the split epochs; resumable at any point."""
         cfg, f = self.cfg, self.cfg.fewshot
-        probe = Trainer(cfg, self.node_dir(0), data=self.data)   # steps per epoch, device
-        spe, self._device = probe.steps_per_epoch, probe.device
-        del probe
+        spe = steps_per_epoch(cfg, len(self.data[0]))
+        self._device = distributed.local_device(resolve_device(cfg.device))
         bounds = self.splits + [cfg.train.epochs]
         for level, end_epoch in enumerate(bounds):
             end = end_epoch * spe
@@ -225,7 +227,7 @@ class FewShotRun:
         """Compute time spent so far, over every resume: every node's training steps plus the gradient-matching
         estimates that chose the splits."""
         steps = sum(r.get("seconds", 0.0) for n in self.tree.nodes
-                    for r in MetricsLog(self.node_dir(n.id) / "metrics.jsonl").read())
+                    for r in MetricsLog(self.files.node(n.id).metrics).read())
         return steps + sum(self.state.get("split_seconds", {}).values())
 
     @property
@@ -279,14 +281,14 @@ class PartitionedSupernet(torch.nn.Module):
 def load_partitioned(run_dir: Union[str, Path], data: tuple[ImageData, ImageData]) -> tuple[Config, PartitionedSupernet, int, int]:
     """(config, partitioned supernet, step, total steps) of a finished or partial few-shot run."""
     from .checkpoint import CheckpointError, load_checkpoint
-    from .trainer import build_model
+    from ..run.build import build_model
     run = FewShotRun.resume(run_dir, data=data)
     train = data[0]
     leaves, steps = {}, []
     for node in run.tree.leaves():
         d = run.node_dir(node.id)
         try:
-            state = load_checkpoint(d / "checkpoints")      # read only: scoring never writes into the run
+            state = load_checkpoint(RunDir(d).checkpoints)      # read only: scoring never writes into the run
         except CheckpointError:
             raise RunDirError(f"{run_dir}: sub-supernet {node.id} has no checkpoint yet; "
                               f"continue with `nshot train --resume {run_dir}`") from None

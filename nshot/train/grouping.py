@@ -23,6 +23,11 @@ class EdgeGrouping:
     def __call__(self, arch: str) -> int:
         return self.space.decode(arch)[self.edge]
 
+    def force(self, group: int) -> dict[int, int]:
+        """The decisions that put a path in ``group`` ({edge: choice}): a sampler whose paths must share one group
+        draws the group first and pins these decisions."""
+        return {self.edge: int(group)}
+
 
 class ComplexityGrouping:
     """Group = which of K equal-count bins of the space's log-complexity distribution the subnet falls in."""

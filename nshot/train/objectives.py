@@ -18,26 +18,17 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..data import train_input
-from . import rng
-
-
-def _parts(parts: Optional[Sequence[slice]], n: Optional[int], batch: int) -> tuple[list[slice], int]:
-    parts = [p for p in (parts or [slice(0, batch)]) if p.stop > p.start]
-    return parts, (n if n is not None else batch)
-
-
-def _mean_over_parts(means: list[torch.Tensor], parts: Sequence[slice]) -> torch.Tensor:
-    """Per-path mean loss over all slices (the slice means weighted by size; one slice: returned as it is)."""
-    if len(means) == 1:
-        return means[0]
-    sizes = [p.stop - p.start for p in parts]
-    return sum(m.double() * s for m, s in zip(means, sizes)).div(sum(sizes)).float()
+from ..registry import Registry
+from ..run import rng
+from .pinas import PiNASObjective
+from .slices import mean_over_parts, resolve_parts
 
 
 class SupervisedObjective:
     """Cross-entropy of every path on the same augmented batch; gradients summed (decision 6)."""
 
     name = "supervised"
+    static_loss = True   # the static executor computes this loss itself (nshot.train.static)
 
     def __init__(self, model: torch.nn.Module, cfg: Config, mean: Sequence[float], std: Sequence[float]):
         self.model, self.cfg, self.mean, self.std = model, cfg, tuple(mean), tuple(std)
@@ -59,7 +50,7 @@ class SupervisedObjective:
         """Forward + backward of every path on each slice in ``parts`` (default: the whole batch), each loss times
         its scale and the slice's share size / ``n`` of the global batch; returns (per-path mean losses over the
         slices, correct predictions summed over slices and paths)."""
-        parts, n = _parts(parts, n, len(y))
+        parts, n = resolve_parts(parts, n, len(y))
         (x,) = inputs
         means, correct = [], torch.zeros((), device=x.device, dtype=torch.long)
         for part in parts:
@@ -74,7 +65,7 @@ class SupervisedObjective:
                 losses.append(loss.detach())
                 correct += (logits.detach().argmax(1) == y[part]).sum()
             means.append(torch.stack(losses))
-        return _mean_over_parts(means, parts), correct
+        return mean_over_parts(means, parts), correct
 
     # stateless: nothing to checkpoint or restore
     def state_dict(self) -> dict[str, Any]:
@@ -90,11 +81,13 @@ class SupervisedObjective:
         pass
 
 
+OBJECTIVES = Registry("objective")   # name -> builder(cfg, model, train_data, device); train.objective choices
+OBJECTIVES.register("supervised")(
+    lambda cfg, model, data, device: SupervisedObjective(model, cfg, data.mean, data.std))
+OBJECTIVES.register("pinas")(
+    lambda cfg, model, data, device: PiNASObjective(model, cfg, data.mean, data.std, len(data), device))
+
+
 def build_objective(cfg: Config, model: torch.nn.Module, train_data, device: torch.device):
     """The objective named by ``cfg.train.objective`` for ``model`` trained on ``train_data``."""
-    if cfg.train.objective == "supervised":
-        return SupervisedObjective(model, cfg, train_data.mean, train_data.std)
-    if cfg.train.objective == "pinas":
-        from .pinas import PiNASObjective
-        return PiNASObjective(model, cfg, train_data.mean, train_data.std, len(train_data), device)
-    raise ValueError(f"unknown objective {cfg.train.objective!r}; available: supervised, pinas")
+    return OBJECTIVES.get(cfg.train.objective)(cfg, model, train_data, device)

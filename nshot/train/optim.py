@@ -1,45 +1,75 @@
-"""Optimizer construction and the off-path update rule (decision 1)."""
+"""Optimizers by name, the off-path update rule (decision 1), the gradient-momentum cosine diagnostic.
+
+Every optimizer here keeps torch's ``step()`` contract and shows the :class:`~nshot.train.ms_sgd.GroupedMomentum`
+interface; one that keeps several momentum groups (``grouped``) gets the run's momentum grouping
+(:mod:`nshot.train.grouping`), and the step plan selects the group through the param groups.
+"""
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 
-from ..config import OptimConfig
-from .ms_sgd import MomentumSeparatedSGD
+from ..config import Config, OptimConfig
+from ..registry import Registry
+from .grouping import build_grouping
+from .ms_sgd import GroupedMomentum, MomentumSeparatedSGD
+
+
+class SGD(GroupedMomentum, torch.optim.SGD):
+    """``torch.optim.SGD`` (one momentum group) with the interface the trainer and diagnostics read."""
+
+
+@dataclass(frozen=True)
+class OptimizerEntry:
+    """A registered optimizer: ``build(params, optim_config, num_groups)``; ``grouped``: it keeps one momentum
+    buffer set per group of a momentum grouping (momentum separation)."""
+    build: Callable[[list[torch.nn.Parameter], OptimConfig, int], torch.optim.Optimizer]
+    grouped: bool = False
+
+
+OPTIMIZERS = Registry("optimizer")   # name -> OptimizerEntry; the config's train.optimizer choices
+OPTIMIZERS.register("sgd")(OptimizerEntry(
+    lambda ps, c, k: SGD(ps, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay)))
+OPTIMIZERS.register("ms_sgd")(OptimizerEntry(
+    lambda ps, c, k: MomentumSeparatedSGD(ps, lr=c.lr, num_groups=k, momentum=c.momentum, nesterov=c.nesterov,
+                                          weight_decay=c.weight_decay), grouped=True))
+
+
+def optimizer_entry(name: str) -> OptimizerEntry:
+    return OPTIMIZERS.get(name)
 
 
 def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], cfg: OptimConfig,
                     num_groups: int = 1) -> torch.optim.Optimizer:
-    """``sgd``: torch SGD; ``ms_sgd``: momentum-separated SGD with ``num_groups`` momentum buffers."""
-    if name == "sgd":
-        return torch.optim.SGD(list(params), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay)
-    if name == "ms_sgd":
-        return MomentumSeparatedSGD(list(params), lr=cfg.lr, num_groups=num_groups, momentum=cfg.momentum,
-                                    nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; available: sgd, ms_sgd")
+    """The optimizer registered as ``name`` over ``params`` (``num_groups`` momentum groups if grouped)."""
+    return optimizer_entry(name).build(list(params), cfg, num_groups)
+
+
+def build_momentum(cfg: Config, params: Iterable[torch.nn.Parameter], space: Any, complexity: Any,
+                   exclude: Iterable[int] = ()) -> tuple[torch.optim.Optimizer, Optional[Any]]:
+    """The run's optimizer and, for a grouped one, its momentum grouping (``ms.*``; never on the decisions in
+    ``exclude``); the grouping is None for an optimizer with one group."""
+    entry = optimizer_entry(cfg.train.optimizer)
+    grouping = None
+    if entry.grouped:
+        grouping = build_grouping(cfg.ms.grouping, space, complexity, cfg.ms.edge, cfg.ms.groups, cfg.seed,
+                                  exclude_edges=sorted(exclude))
+    return entry.build(list(params), cfg.optim, grouping.num_groups if grouping else 1), grouping
 
 
 @torch.no_grad()
-def grad_momentum_cosine(optimizer: torch.optim.Optimizer, group: int = 0) -> Optional[torch.Tensor]:
+def grad_momentum_cosine(optimizer: GroupedMomentum) -> Optional[torch.Tensor]:
     """Cosine between this step's update direction (grad + weight decay) and the momentum buffer it is about to
-    join (the buffer of momentum group ``group`` for MS), over parameters that have both; None if none do.
+    join (the group the next ``step()`` uses), over parameters that have both; None if none do.
     A device tensor: no host sync."""
     dots, g2, m2 = [], [], []
-    for pg in optimizer.param_groups:
-        for p in pg["params"]:
-            if p.grad is None or p not in optimizer.state:
-                continue
-            st = optimizer.state[p]
-            buf = st.get(MomentumSeparatedSGD.buffer_key(group)) if isinstance(optimizer, MomentumSeparatedSGD) \
-                else st.get("momentum_buffer")
-            if buf is None:
-                continue
-            d = p.grad.add(p, alpha=pg["weight_decay"]) if pg["weight_decay"] else p.grad
-            dots.append((d * buf).sum())
-            g2.append((d * d).sum())
-            m2.append((buf * buf).sum())
+    for p, weight_decay, buf in optimizer.pending_momentum():
+        d = p.grad.add(p, alpha=weight_decay) if weight_decay else p.grad
+        dots.append((d * buf).sum())
+        g2.append((d * d).sum())
+        m2.append((buf * buf).sum())
     if not dots:
         return None
     return torch.stack(dots).sum() / (torch.stack(g2).sum().sqrt() * torch.stack(m2).sum().sqrt() + 1e-12)

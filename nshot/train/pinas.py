@@ -41,9 +41,9 @@ from torch import nn
 
 from ..config import Config
 from ..data.views import ViewConfig, contrastive_view
-from . import rng
+from ..run import rng
 from .distributed import all_gather_cat, shard_slice
-from .objectives import _mean_over_parts, _parts
+from .slices import mean_over_parts, resolve_parts
 
 
 class ProjectionHead(nn.Module):
@@ -205,7 +205,7 @@ class PiNASObjective:
         slices' mean keys of all ranks (``dist``) are enqueued last. ``y`` is not used."""
         if len(archs) != 2:
             raise ValueError(f"Pi-NAS trains two paths per step, got {len(archs)} (use train.sampler = pair)")
-        parts, n = _parts(parts, n, len(inputs[0]))
+        parts, n = resolve_parts(parts, n, len(inputs[0]))
         v = inputs
         orders = [self.shuffle_order(p.start, p.stop - p.start, v[0].device) for p in parts]   # shared by A and B
         first_q, keys = [], []   # per path (A, B): student query of the first slice, teacher keys of every slice
@@ -231,7 +231,7 @@ class PiNASObjective:
             sizes = [shard.stop - shard.start for shard in (shard_slice(n, r, w) for r in range(w))]
             new = all_gather_cat(new, self.dist, sizes)
         self.enqueue(new)     # after every backward: the step's negatives are the queue before its own keys
-        return _mean_over_parts(means, parts), correct
+        return mean_over_parts(means, parts), correct
 
     # -- state ------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

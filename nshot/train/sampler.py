@@ -1,14 +1,40 @@
-"""Samplers: which architecture(s) a training step trains."""
+"""Samplers: which architecture(s) a training step trains, and with the momentum grouping, in which group.
+
+A sampler is a :class:`Sampler` with ``paths(rng, forced=None) -> list[arch]``; ``draw(rng, grouping)`` (the step
+planner's call, :mod:`nshot.train.plan`) adds the step's momentum group. Registered by name in ``SAMPLERS``.
+"""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
+from ..registry import Registry
 from ..spaces import SearchSpace
 
+SAMPLERS = Registry("sampler")   # name -> Sampler class; the config's train.sampler choices
 
-class UniformSampler:
+
+class Sampler:
+    """The sampler interface. ``draw`` gives a step's paths and its momentum group: by default the paths are
+    drawn and the step joins the group of the first path (Pi-NAS: path A's, decision recorded in
+    docs/methods.md)."""
+
+    name = ""
+
+    def paths(self, rng: np.random.Generator, forced: Optional[dict[int, int]] = None) -> list[str]:
+        raise NotImplementedError
+
+    def check_grouping(self, grouping: Any) -> None:
+        """Raise ValueError if this sampler cannot step its paths with ``grouping`` (None: no grouping)."""
+
+    def draw(self, rng: np.random.Generator, grouping: Any = None) -> tuple[list[str], Optional[int]]:
+        archs = self.paths(rng)
+        return archs, (grouping(archs[0]) if grouping is not None else None)
+
+
+@SAMPLERS.register("uniform")
+class UniformSampler(Sampler):
     """SPOS: one architecture per step, uniform over the space (optionally connected cells only)."""
 
     name = "uniform"
@@ -39,7 +65,8 @@ def allowed_choices(space: SearchSpace, mask=None) -> list[list[int]]:
     return [list(m) for m in mask] if mask is not None else [list(range(n)) for n in space.sizes]
 
 
-class FairSampler:
+@SAMPLERS.register("fair")
+class FairSampler(Sampler):
     """FairNAS strict fairness (decision 6): m = max choices per decision paths per step; for each decision
     one random permutation of its choices, path k taking the k-th element, so every choice of a decision with
     m choices is trained exactly once per step. A decision with n < m choices (MobileNet layers without the
@@ -58,6 +85,18 @@ class FairSampler:
         self.allowed = allowed_choices(space, mask)
         self.m = max(len(a) for a in self.allowed)
 
+    def check_grouping(self, grouping: Any) -> None:
+        if grouping is not None and not hasattr(grouping, "force"):
+            raise ValueError("train.sampler=fair with momentum separation (train.optimizer=ms_sgd) needs "
+                             "ms.grouping=edge (all paths of a FairNAS step share the op on the MS edge)")
+
+    def draw(self, rng: np.random.Generator, grouping: Any = None) -> tuple[list[str], Optional[int]]:
+        """Strict fairness with momentum separation: the group is drawn first and pinned on all m paths."""
+        if grouping is None:
+            return self.paths(rng), None
+        k = int(rng.integers(grouping.num_groups))
+        return self.paths(rng, forced=grouping.force(k)), k
+
     def paths(self, rng: np.random.Generator, forced: Optional[dict[int, int]] = None) -> list[str]:
         columns = []
         for d, allowed in enumerate(self.allowed):
@@ -71,7 +110,8 @@ class FairSampler:
         return [self.space.encode([int(col[k]) for col in columns]) for k in range(self.m)]
 
 
-class PairSampler:
+@SAMPLERS.register("pair")
+class PairSampler(Sampler):
     """Pi-NAS (decision 12): two paths per step that differ at every decision: for each decision two distinct
     choices drawn without replacement, the first for path A, the second for path B. A decision with a single
     allowed choice (a few-shot mask) cannot differ and is shared; ``forced`` decisions are shared too.
@@ -102,13 +142,6 @@ class PairSampler:
         return [self.space.encode(a), self.space.encode(b)]
 
 
-SAMPLERS = {"uniform": UniformSampler, "fair": FairSampler, "pair": PairSampler}
-
-
-def build_sampler(name: str, space: SearchSpace, connected_only: bool = False, mask=None):
-    """Sampler by config name, restricted to ``mask`` (allowed choices per decision) when given."""
-    try:
-        cls = SAMPLERS[name]
-    except KeyError:
-        raise ValueError(f"unknown sampler {name!r}; available: {', '.join(SAMPLERS)}") from None
-    return cls(space, connected_only, mask=mask)
+def build_sampler(name: str, space: SearchSpace, connected_only: bool = False, mask=None) -> Sampler:
+    """Sampler by config name, restricted to ``mask`` (a sub-space's allowed choices per decision) when given."""
+    return SAMPLERS.get(name)(space, connected_only, mask=mask)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from .. import spaces
 from ..data import ImageData, epoch_batches, num_batches, train_input
 from ..nn import build_standalone
-from ..score import evaluate_arch
+from ..run.evaluate import evaluate_arch
 from . import rng
 from ..data.cutout import cutout
 from .lr import CosineLR

@@ -27,34 +27,31 @@ update is a handful of kernels whatever the number of tensors. The optimizer obj
 the state is exported into it before a checkpoint and imported from it after a load, so checkpoints of the two
 executors are interchangeable.
 
-Not supported (``train.executor: auto`` then uses the eager step): objectives other than ``supervised``,
+The plan is the one the eager step runs (:class:`~nshot.train.plan.StepPlan`, made by the trainer's planner),
+so this executor knows no method either: it reads paths, lr, loss scales and the momentum group from the plan,
+and the optimizer's momentum groups through its :class:`~nshot.train.ms_sgd.GroupedMomentum` interface.
+
+Not supported (``train.executor: auto`` then uses the eager step): objectives without a static loss (only
+``supervised`` has one: ``static_loss = True``),
 supernets without a weighted forward, BN with running statistics, ``torchrun`` and ``micro_batches > 1``.
 """
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 
+from .plan import StepPlan, apply_plan
 
-@dataclass(frozen=True)
-class StepPlan:
-    """What one step trains: its paths, their momentum group, the optimizer lr, each path's loss scale, the lr
-    logged for the step (multi-path CaLR: the mean effective rate)."""
-    archs: list[str]
-    group: Optional[int]
-    lr: float
-    scales: list[float]
-    logged_lr: float
+__all__ = ["StaticStep", "StepPlan", "resolve_executor", "static_unsupported"]
 
 
 def static_unsupported(trainer: Any) -> Optional[str]:
     """Why ``trainer``'s run cannot use the static step (None if it can)."""
     cfg = trainer.cfg
-    if cfg.train.objective != "supervised":
+    if not getattr(trainer.objective, "static_loss", False):
         return f"train.objective={cfg.train.objective} has no static step (only supervised)"
     if not hasattr(trainer.model, "forward_weighted"):
         return f"space {cfg.space.name!r} has no weighted forward"
@@ -125,8 +122,7 @@ class StaticStep:
         pg = opt.param_groups[0]
         self.momentum, self.nesterov = float(pg["momentum"]), bool(pg["nesterov"])
         self.dampening, self.weight_decay = float(pg.get("dampening", 0.0)), float(pg["weight_decay"])
-        self.groups = getattr(opt, "num_groups", 1)
-        self.ms = hasattr(opt, "buffer_key")
+        self.groups = opt.num_groups
         self.bufs = torch.zeros(self.groups, n, device=dev, dtype=torch.float32)
         self.inited = torch.zeros(self.groups, len(self.params), device=dev, dtype=torch.bool)
         cfg = trainer.cfg
@@ -264,8 +260,7 @@ class StaticStep:
             out = {k: (v.clone() if v is not None else None) for k, v in out.items()}
         else:
             out = self._body(x, y)
-        for pg in tr.optimizer.param_groups:   # as the eager step leaves it (the checkpoint's record of the lr)
-            pg["lr"] = plan.lr
+        apply_plan(tr.optimizer, plan)   # as the eager step leaves it (the checkpoint's record of lr and group)
         self.stepped = True
         tr.step += 1
         every = self.cos_every
@@ -282,7 +277,7 @@ class StaticStep:
         return row.as_strided(p.shape, p.stride(), row.storage_offset() + self.offsets[i])   # offsets are absolute
 
     def _key(self, k: int) -> str:
-        return self.tr.optimizer.buffer_key(k) if self.ms else "momentum_buffer"
+        return self.tr.optimizer.buffer_key(k)
 
     def export_state(self) -> None:
         """Write the momentum buffers into the optimizer object (torch's format), for its ``state_dict``."""

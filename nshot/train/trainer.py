@@ -1,6 +1,5 @@
-"""The supernet training loop: sampler x lr policy x optimizer, writing a resumable run directory.
-
-Run directory::
+"""The supernet training loop: each step's plan (sampler x lr policy x momentum grouping, :mod:`.plan`) run by
+an executor, writing a resumable run directory (:class:`nshot.run.RunDir`)::
 
     RUN/config.yaml        the resolved config
     RUN/env.json           versions, git commit, device (one entry per start or resume)
@@ -18,28 +17,30 @@ import signal
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import torch
 
 from .. import spaces
-from ..config import Config, ConfigError, apply_overrides, dump_config, from_dict, load_config, to_dict
-from ..data import ImageData, epoch_batches, load_dataset, num_batches
-from ..nn import BNConfig, build_supernet
-from . import distributed, rng
-from .checkpoint import atomic_write_bytes, load_checkpoint_from, save_checkpoint
+from ..config import Config, ConfigError, dump_config, to_dict
+from ..data import ImageData, epoch_batches, num_batches
+from ..run import RunDir, RunKind, atomic_write_bytes, check_supernet_state
+from ..run.build import build_model, load_data, space_shape
+from ..run.rundir import SUPERNET_FORMAT
+from . import distributed
+from .checkpoint import load_checkpoint_from, save_checkpoint
 from .env import environment, resolve_device
 from .lr import build_lr_policy
 from .metrics import MetricsLog
 from .objectives import build_objective
-from .optim import build_optimizer, fill_unused_grads, grad_momentum_cosine
+from .optim import build_momentum, fill_unused_grads, grad_momentum_cosine
+from .plan import StepPlan, StepPlanner, SubSpace, apply_plan
 from .progress import Progress
 from .complexity import get_complexity
-from .grouping import build_grouping
-from .sampler import FairSampler, build_sampler
-from .static import StaticStep, StepPlan, resolve_executor, static_unsupported
+from .sampler import build_sampler
+from .static import StaticStep, resolve_executor, static_unsupported
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = SUPERNET_FORMAT   # re-exported: the supernet checkpoint format (nshot.run.rundir)
 
 # Keys a resume may change (`nshot train --resume RUN optim.lr=...`): they do not change what the checkpoint
 # holds (shapes, data, random streams, optimizer buffers), only how training goes on from it.
@@ -50,45 +51,18 @@ RESUME_OVERRIDABLE = ("optim.lr", "optim.lr_min", "train.grad_clip", "train.nonf
 
 from ..errors import RunDirError  # noqa: E402  (re-exported: nshot.train.trainer.RunDirError)
 
-
-def space_shape(cfg: Config, num_classes: int, in_channels: int) -> dict[str, Any]:
-    """Keyword arguments describing the network shape to the space (complexity of a subnet): the ``model.*``
-    options the space declares as ``shape_options`` (NB201: C, N; unset ones keep the space's default), the
-    number of classes and the input channels."""
-    return {**spaces.shape_from_config(cfg), "num_classes": num_classes, "in_channels": in_channels}
+# build_model, load_data, space_shape live in nshot.run.build (shared with scoring); re-exported here
+__all__ = ["FORMAT_VERSION", "RESUME_OVERRIDABLE", "RunDirError", "Trainer", "build_model", "load_data",
+           "space_shape", "steps_per_epoch"]
 
 
-def build_model(cfg: Config, num_classes: int, in_channels: int, candidates=None, init_salt: int = 0) -> torch.nn.Module:
-    """The supernet described by ``cfg`` (weights initialised from the run's seed; ``init_salt`` gives a few-shot
-    node its own initialisation), restricted to ``candidates`` per decision when given."""
-    bn = BNConfig(affine=cfg.model.bn_affine, track_running_stats=cfg.model.bn_track_running_stats)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(rng.torch_seed(cfg.seed, rng.INIT, init_salt))
-        options = {**spaces.for_config(cfg).options, **space_shape(cfg, num_classes, in_channels)}
-        return build_supernet(cfg.space.name, **options, bn=bn, candidates=candidates)
-
-
-def load_data(cfg: Config) -> tuple[ImageData, ImageData]:
-    """(train, eval) splits as configured, subset if asked."""
-    d = cfg.data
-    train, evald = load_dataset(d.name, d.root, split=d.split, split_file=d.split_file, download=d.download,
-                                seed=cfg.seed, image_size=d.image_size, workers=d.workers)
-    if d.train_subset is not None:
-        train = train.subset(min(d.train_subset, len(train)))
-    if d.eval_subset is not None:
-        evald = evald.subset(min(d.eval_subset, len(evald)))
-    return train, evald
-
-
-def _checkpoint_config(state: dict[str, Any], source: Path, overrides: Optional[list[str]] = None) -> Config:
-    """The config stored in a checkpoint, with resume overrides; RunDirError naming the file if it is invalid."""
-    try:
-        cfg = from_dict(Config, state.get("config")).validate()
-    except ConfigError as exc:
-        raise RunDirError(f"{source}: its config is not valid for this nshot ({exc})") from None
-    if not overrides:
-        return cfg
-    return from_dict(Config, apply_overrides(to_dict(cfg), overrides)).validate()
+def steps_per_epoch(cfg: Config, train_images: int) -> int:
+    """Optimizer steps in one epoch over ``train_images`` images; ValueError if not even one batch."""
+    spe = num_batches(train_images, cfg.train.batch_size, cfg.train.drop_last)
+    if spe < 1:
+        raise ValueError(f"training split has {train_images} images, fewer than one batch of "
+                         f"{cfg.train.batch_size} with drop_last")
+    return spe
 
 
 def resolve_train_precision(precision: str, device: torch.device) -> str:
@@ -96,12 +70,6 @@ def resolve_train_precision(precision: str, device: torch.device) -> str:
     if precision == "auto":
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     return precision
-
-
-def node_args(state: dict[str, Any]) -> dict[str, Any]:
-    """The few-shot node settings stored in a checkpoint (none for a one-shot run)."""
-    return {"mask": state.get("mask"), "schedule_start": state.get("schedule_start", 0), "node": state.get("node"),
-            "ms_exclude": state.get("ms_exclude", ())}
 
 
 CPU_CHANNELS_LAST_WARNING = (
@@ -113,12 +81,12 @@ class Trainer:
     """Trains a supernet as ``cfg`` says, in ``run_dir``. Use :meth:`create` or :meth:`resume`."""
 
     def __init__(self, cfg: Config, run_dir: Union[str, Path], data: Optional[tuple[ImageData, ImageData]] = None,
-                 mask=None, schedule_start: int = 0, node: Optional[int] = None, ms_exclude: Sequence[int] = ()):
-        """``mask`` (per decision, the allowed choices), ``schedule_start``, ``node`` and ``ms_exclude`` make this
-        the trainer of one few-shot sub-supernet (see :mod:`nshot.train.fewshot`)."""
+                 subspace: Optional[SubSpace] = None):
+        """``subspace`` (mask, schedule start, salt, MS exclusions) makes this the trainer of one few-shot
+        sub-supernet (see :mod:`nshot.train.fewshot`)."""
         self.cfg, self.run_dir = cfg, Path(run_dir)
-        self.mask = tuple(tuple(int(c) for c in m) for m in mask) if mask is not None else None
-        self.schedule_start, self.node, self.ms_exclude = int(schedule_start), node, tuple(ms_exclude)
+        self.files = RunDir(self.run_dir)
+        self.subspace = subspace if subspace is not None else SubSpace()
         self.resume_hint = self.run_dir   # the directory a user resumes (a few-shot run's top directory)
         self.device = distributed.local_device(resolve_device(cfg.device))
         self.dist = distributed.init(self.device)   # torchrun: join the group (every rank, before anything is written)
@@ -130,8 +98,8 @@ class Trainer:
         self.train_data, self.eval_data = data if data is not None else load_data(cfg)
         self.train_data = self.train_data.to(self.device)
         in_channels = self.train_data.x.shape[1]
-        self.model = build_model(cfg, self.train_data.num_classes, in_channels, self.mask,
-                                 init_salt=node or 0).to(self.device)
+        self.model = build_model(cfg, self.train_data.num_classes, in_channels, self.subspace.mask,
+                                 init_salt=self.subspace.salt or 0).to(self.device)
         self.precision = resolve_train_precision(cfg.train.precision, self.device)
         self.channels_last = (cfg.train.channels_last if cfg.train.channels_last is not None
                               else self.device.type == "cuda")
@@ -143,30 +111,21 @@ class Trainer:
         self.objective.dist = self.dist
         self.objective.autocast = self._autocast
         self.params = [p for p in self.model.parameters() if p.requires_grad] + self.objective.parameters()
-        self.sampler = build_sampler(cfg.train.sampler, self.space, cfg.sampler.connected_only, mask=self.mask)
+        self.sampler = build_sampler(cfg.train.sampler, self.space, cfg.sampler.connected_only,
+                                     mask=self.subspace.mask)
         self.complexity = get_complexity(self.space, cfg.calr.complexity,
                                          **space_shape(cfg, self.train_data.num_classes, in_channels))
-        self.lr_policy = build_lr_policy(cfg.train.lr_policy, cfg.optim.lr, cfg.optim.lr_min, self.complexity,
-                                         cfg.calr.gamma_max)
-        self.grouping = None
-        if cfg.train.optimizer == "ms_sgd":
-            fixed = [d for d, m in enumerate(self.mask) if len(m) < 2] if self.mask is not None else []
-            self.grouping = build_grouping(cfg.ms.grouping, self.space, self.complexity, cfg.ms.edge, cfg.ms.groups,
-                                           cfg.seed, exclude_edges=sorted(set(self.ms_exclude) | set(fixed)))
-            if isinstance(self.sampler, FairSampler) and cfg.ms.grouping != "edge":
-                raise ValueError("train.sampler=fair with train.optimizer=ms_sgd needs ms.grouping=edge (all paths "
-                                 "of a FairNAS step share the op on the MS edge)")
-        self.optimizer = build_optimizer(cfg.train.optimizer, self.params, cfg.optim,
-                                         num_groups=self.grouping.num_groups if self.grouping else 1)
+        self.lr_policy = build_lr_policy(cfg, self.complexity)
+        self.optimizer, self.grouping = build_momentum(cfg, self.params, self.space, self.complexity,
+                                                       self.subspace.grouping_exclusions())
         distributed.check_batches(len(self.train_data), cfg.train.batch_size, cfg.train.drop_last, self.dist)
-        self.steps_per_epoch = num_batches(len(self.train_data), cfg.train.batch_size, cfg.train.drop_last)
-        if self.steps_per_epoch < 1:
-            raise ValueError(f"training split has {len(self.train_data)} images, fewer than one batch of "
-                             f"{cfg.train.batch_size} with drop_last")
+        self.steps_per_epoch = steps_per_epoch(cfg, len(self.train_data))
         self.total_steps = cfg.train.epochs * self.steps_per_epoch
+        self.planner = StepPlanner(cfg.seed, self.sampler, self.lr_policy, self.grouping, self.total_steps,
+                                   self.subspace, cfg.train.micro_batches)
         self.step = 0
         self._acc = self._fresh_accumulators()
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", tensorboard=cfg.run.tensorboard)
+        self.metrics = MetricsLog(self.files.metrics, tensorboard=cfg.run.tensorboard)
         self._stop_requested = False
         self._keep_previous = True   # False right after resuming from prev.pt: never rotate a damaged last.pt over it
         self._buffers = list(self.model.buffers())
@@ -176,20 +135,21 @@ class Trainer:
 
     # -- construction ------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, cfg: Config, run_dir: Union[str, Path], data=None, **node) -> "Trainer":
+    def create(cls, cfg: Config, run_dir: Union[str, Path], data=None,
+               subspace: Optional[SubSpace] = None) -> "Trainer":
         """Start a new run in ``run_dir`` (which must not already hold a run)."""
         run_dir = Path(run_dir)
         dev = distributed.local_device(resolve_device(cfg.device))
         info = distributed.init(dev)   # torchrun: every rank joins before rank 0 can write anything
-        taken = (run_dir / "checkpoints").exists() or (run_dir / "config.yaml").exists()
+        taken = RunDir(run_dir).is_taken()
         if distributed.any_rank(taken and info.is_main, info, dev):   # rank 0 decides for all
             raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}` "
                               "or choose another run.dir")
-        trainer = cls(cfg, run_dir, data, **node)  # loads data and builds the model before anything is written
+        trainer = cls(cfg, run_dir, data, subspace)  # loads data and builds the model before anything is written
         if trainer.dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             trainer._record_env("start")
-            dump_config(cfg, run_dir / "config.yaml")   # last: a folder with config.yaml is a run that can be resumed
+            dump_config(cfg, trainer.files.config)   # last: a folder with config.yaml is a run that can be resumed
         distributed.barrier(trainer.dist)
         return trainer
 
@@ -208,17 +168,14 @@ class Trainer:
             key = item.split("=", 1)[0].strip()
             if key not in RESUME_OVERRIDABLE:
                 raise ConfigError(f"override {item!r}: a resume may only change {', '.join(RESUME_OVERRIDABLE)}")
-        run_dir = Path(run_dir)
-        cfg_path = run_dir / "config.yaml"
-        if not cfg_path.is_file():
-            raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
-        folder = run_dir / "checkpoints"
-        if not fewshot_node and load_config(cfg_path).fewshot.method != "none":
-            top = run_dir.parent.parent if run_dir.parent.name == "nodes" else run_dir
-            raise RunDirError(f"{run_dir} belongs to a few-shot run: resume the whole run with "
-                              f"`nshot train --resume {top}`")
-        if not (folder / "last.pt").exists() and not (folder / "prev.pt").exists():
-            cfg = load_config(cfg_path, overrides)
+        files = RunDir(run_dir)
+        run_dir, cfg_path = files.path, files.config
+        files.require_run()
+        if not fewshot_node and files.kind() is not RunKind.ONE_SHOT:
+            raise RunDirError(f"{run_dir} belongs to a {files.kind().value} run: resume the whole run with "
+                              f"`nshot train --resume {files.top()}`")
+        if not files.has_checkpoint():
+            cfg = files.load_config(overrides)
             trainer = cls(cfg, run_dir, data)
             if trainer.dist.is_main:
                 trainer.metrics.truncate_after(0)
@@ -226,16 +183,9 @@ class Trainer:
                 dump_config(cfg, cfg_path)
             trainer._record_env("restart (no checkpoint yet)", overrides)
             return trainer
-        state, source = load_checkpoint_from(folder)
-        if state.get("format") != FORMAT_VERSION or state.get("kind") != "supernet":
-            raise RunDirError(f"{source}: checkpoint format {state.get('format')!r} / kind {state.get('kind')!r} "
-                              f"is not a supernet checkpoint of format {FORMAT_VERSION}; this nshot cannot "
-                              "continue it (was it written by another nshot version?)")
-        cfg = _checkpoint_config(state, source, overrides)
-        if state.get("space") != cfg.space.name:
-            raise RunDirError(f"{source}: checkpoint is for space {state.get('space')!r}, its config says "
-                              f"{cfg.space.name!r}")
-        trainer = cls(cfg, run_dir, data, **node_args(state))
+        state, source = load_checkpoint_from(files.checkpoints)
+        cfg = check_supernet_state(state, source, overrides)
+        trainer = cls(cfg, run_dir, data, SubSpace.from_state(state))
         trainer.load_state(state)
         trainer._keep_previous = source.name != "prev.pt"
         if trainer.dist.is_main:
@@ -248,7 +198,7 @@ class Trainer:
     def _record_env(self, event: str, overrides: Optional[list[str]] = None) -> None:
         if not self.dist.is_main:
             return
-        path = self.run_dir / "env.json"
+        path = self.files.env
         try:
             entries = json.loads(path.read_text()) if path.exists() else []
         except ValueError:   # not expected (written atomically); never let it block a resume
@@ -270,12 +220,10 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         if self.static is not None and self.static.stepped:
             self.static.export_state()   # the static step's momentum buffers, in torch's optimizer format
-        return {"format": FORMAT_VERSION, "kind": "supernet", "space": self.cfg.space.name,
+        return {"format": SUPERNET_FORMAT, "kind": "supernet", "space": self.cfg.space.name,
                 "config": to_dict(self.cfg), "step": self.step, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "epoch_accumulators": dict(self._acc),
-                "mask": [list(m) for m in self.mask] if self.mask is not None else None,
-                "schedule_start": self.schedule_start, "node": self.node, "ms_exclude": list(self.ms_exclude),
-                "objective": self.objective.state_dict()}
+                **self.subspace.state(), "objective": self.objective.state_dict()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         if state.get("space") != self.cfg.space.name:
@@ -294,42 +242,33 @@ class Trainer:
         if not bool(finite):
             raise FloatingPointError(
                 f"non-finite weights at step {self.step} (a non-finite gradient?); not saved: the last good "
-                f"checkpoint is in {self.run_dir / 'checkpoints'}; resume with a lower lr, e.g. "
+                f"checkpoint is in {self.files.checkpoints}; resume with a lower lr, e.g. "
                 f"`nshot train --resume {self.resume_hint} optim.lr={self.cfg.optim.lr / 2:g}`")
         if not self.dist.is_main:   # one writer: rank 0 (all ranks hold the same state)
             return
         try:
-            save_checkpoint(self.run_dir / "checkpoints", self.state_dict(), keep_previous=self._keep_previous)
+            save_checkpoint(self.files.checkpoints, self.state_dict(), keep_previous=self._keep_previous)
         except OSError as exc:
             raise OSError(exc.errno, f"checkpoint at step {self.step} not saved: {exc.strerror or exc}; the "
-                          f"previous checkpoints in {self.run_dir / 'checkpoints'} are intact: free space (or fix "
+                          f"previous checkpoints in {self.files.checkpoints} are intact: free space (or fix "
                           f"the cause) and continue with `nshot train --resume {self.resume_hint}`") from None
         self._keep_previous = True
 
     # -- training ------------------------------------------------------------------------------------------
+    @property
+    def schedule_start(self) -> int:
+        """The step this (sub-)supernet's LR schedule starts at."""
+        return self.subspace.start
+
     def step_plan(self, t: int) -> tuple[list[str], Optional[int]]:
-        """The architectures trained at iteration ``t`` and their momentum group (None without MS)."""
-        r = rng.step_rng(self.cfg.seed, rng.SAMPLER, t, self.node)
-        if self.grouping is not None and isinstance(self.sampler, FairSampler):
-            k = int(r.integers(self.grouping.num_groups))           # all m paths share op k on the MS edge
-            return self.sampler.paths(r, forced={self.grouping.edge: k}), k
-        archs = self.sampler.paths(r)
-        return archs, (self.grouping(archs[0]) if self.grouping is not None else None)
+        """The architectures trained at iteration ``t`` and their momentum group (None with one group)."""
+        return self.planner.paths(t)
 
     def plan(self, t: int) -> StepPlan:
-        """Everything step ``t`` needs from the plug-ins: its paths and momentum group (:meth:`step_plan`), the
-        optimizer lr and each path's loss scale (the LR policy; CaLR over several paths by loss scaling,
-        decision 4). A pure function of ``t``: every executor runs the same plan."""
-        archs, group = self.step_plan(t)
-        T, s0 = self.total_steps, self.schedule_start   # a sub-supernet that starts afresh: its own schedule
-        if len(archs) == 1:
-            lr, scales = self.lr_policy(t - s0, T - s0, archs[0]), [1.0]
-        elif getattr(self.lr_policy, "subnet_aware", False):
-            lr = self.lr_policy.lr0
-            scales = [self.lr_policy(t - s0, T - s0, a) / self.lr_policy.lr0 for a in archs]
-        else:
-            lr, scales = self.lr_policy(t - s0, T - s0, archs[0]), [1.0] * len(archs)
-        return StepPlan(archs, group, lr, scales, lr * sum(scales) / len(scales))
+        """Everything step ``t`` needs from the plug-ins (:class:`~nshot.train.plan.StepPlanner`): paths,
+        momentum group, optimizer lr, loss scales, micro-batches. A pure function of ``t``: every executor runs
+        the same plan."""
+        return self.planner(t)
 
     def train_step(self, x_uint8: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
         """One optimizer step at iteration ``self.step``.
@@ -346,14 +285,13 @@ class Trainer:
         cfg, t = self.cfg, self.step
         skip_bad = cfg.train.nonfinite == "skip"
         plan = self.plan(t)
-        archs, group, lr, scales, logged_lr = plan.archs, plan.group, plan.lr, plan.scales, plan.logged_lr
-        for pg in self.optimizer.param_groups:
-            pg["lr"] = lr
+        archs = plan.archs
+        apply_plan(self.optimizer, plan)
         self.optimizer.zero_grad(set_to_none=True)
         self.model.train()
         saved_buffers = [b.clone() for b in self._buffers] if skip_bad else []
         saved_objective = self.objective.snapshot() if skip_bad else None
-        path_losses, correct = self._forward_backward(x_uint8, y, archs, scales, t)
+        path_losses, correct = self._forward_backward(x_uint8, y, plan, t)
         if cfg.optim.update_unused:
             fill_unused_grads(self.params)
         grads = [p for p in self.params if p.grad is not None]
@@ -363,7 +301,7 @@ class Trainer:
         elif skip_bad and grads:
             grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in grads]))
         quintiles = [self.complexity.quintile(a) for a in archs] if cfg.diagnostics.loss_by_quintile else []
-        out = {"loss": path_losses.mean(), "path_losses": path_losses, "correct": correct, "lr": logged_lr,
+        out = {"loss": path_losses.mean(), "path_losses": path_losses, "correct": correct, "lr": plan.logged_lr,
                "quintiles": quintiles, "cos": None, "paths": len(archs), "batch": len(y), "t": t, "skipped": False}
         if skip_bad:
             ok = torch.isfinite(path_losses).all()
@@ -378,20 +316,17 @@ class Trainer:
                 out["skipped"] = True
                 return out
         every = cfg.diagnostics.grad_momentum_cos_every
-        out["cos"] = grad_momentum_cosine(self.optimizer, group or 0) if every and t % every == 0 else None
-        if group is None:
-            self.optimizer.step()
-        else:
-            self.optimizer.step(group=group)
+        out["cos"] = grad_momentum_cosine(self.optimizer) if every and t % every == 0 else None
+        self.optimizer.step()
         self.step += 1
         return out
 
-    def _forward_backward(self, x_uint8: torch.Tensor, y: torch.Tensor, archs: list[str], scales: list[float],
+    def _forward_backward(self, x_uint8: torch.Tensor, y: torch.Tensor, plan: StepPlan,
                           t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The objective over the global batch: this rank's slice (torchrun), in ``train.micro_batches`` parts,
+        """The objective over the global batch: this rank's slice (torchrun), in the plan's micro-batches,
         each loss weighted by its share of the global batch; gradients summed over ranks. Returns the global
         batch's per-path mean losses and correct count (identical on every rank)."""
-        n, info = len(y), self.dist
+        n, info, archs = len(y), self.dist, plan.archs
         if not self._paths_checked:
             distributed.check_same(archs, info)
             self._paths_checked = True
@@ -400,10 +335,10 @@ class Trainer:
             inputs = [v.contiguous(memory_format=torch.channels_last) for v in inputs]
         mine = distributed.shard_slice(n, info.rank, info.world)
         local = mine.stop - mine.start
-        micro = min(self.cfg.train.micro_batches, max(local, 1))
+        micro = min(plan.micro_batches, max(local, 1))
         parts = [distributed.shard_slice(local, j, micro) for j in range(micro)]
         parts = [slice(mine.start + p.start, mine.start + p.stop) for p in parts]
-        losses, correct = self.objective.run(inputs, y, archs, scales, parts, n)
+        losses, correct = self.objective.run(inputs, y, archs, plan.scales, parts, n)
         if info.enabled:
             distributed.allreduce_grads(self.params, info)
             stop = torch.tensor([1.0 if self._stop_requested else 0.0], device=losses.device, dtype=torch.float64)
@@ -461,7 +396,7 @@ class Trainer:
             first = outs[int((~finite).nonzero()[0, 0])]["t"]
             raise FloatingPointError(
                 f"non-finite loss at step {first + 1} (iteration {first}); the last good checkpoint is in "
-                f"{self.run_dir / 'checkpoints'} (steps after it are never saved); resume with a lower lr, e.g. "
+                f"{self.files.checkpoints} (steps after it are never saved); resume with a lower lr, e.g. "
                 f"`nshot train --resume {self.resume_hint} optim.lr={self.cfg.optim.lr / 2:g}`, or set "
                 "train.nonfinite=skip to skip such steps")
         for value in losses.tolist():  # one by one: the same sum however flushes fall
