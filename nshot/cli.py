@@ -15,7 +15,8 @@ EPILOG_TRAIN = """examples:
 Overrides are dotted keys with YAML values (key.sub=value); see README.md for every key.
 Ctrl-C (or SIGTERM) saves a checkpoint at the next step and exits; --resume continues exactly.
 A resume may override only optim.lr, optim.lr_min, train.grad_clip, train.nonfinite,
-train.checkpoint_every_steps, train.log_every_steps, run.progress and threads."""
+train.checkpoint_every_steps, train.log_every_steps, run.progress, run.tensorboard, threads and
+train.executor (run.tensorboard=true on a resume also writes the epochs already logged)."""
 
 
 def _parser() -> argparse.ArgumentParser:

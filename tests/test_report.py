@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 pytest.importorskip("matplotlib")
 
@@ -323,3 +324,20 @@ def test_fewshot_report_shows_the_tree_node_curves_and_gm_matrices(tmp_path, tin
     split = run.tree.nodes[0].split_decision
     assert f"decision {split} (gm)" in html and "nor_conv_3x3" in html      # op names on the matrices' table
     assert html.count("<tr>") >= 3                                          # a row per node at least
+
+
+@pytest.mark.parametrize("data, space, hint", [
+    ("cifar10", "nb201", "run <code>nshot rank {run}</code> first"),
+    ("digits", "nb201", "the run trained on digits, which has no ground truth in nb201 (cifar10, cifar100, "
+                        "imagenet16-120 have): <code>nshot rank {run} --metric cifar10/test</code>"),
+    ("digits", "macro", "<code>nshot rank {run} --metric mean_acc</code>"),
+    ("cifar10", "proxyless", "the space has no ground-truth benchmark in nshot: <code>nshot rank {run} "
+                             "--benchmark NAME</code>"),
+])
+def test_the_rank_hint_fits_the_run(tmp_path, data, space, hint):
+    """The missing-rank note names the command that works for this run: a run on a dataset without ground truth
+    needs --metric, a space without a benchmark needs --benchmark (plain `nshot rank RUN` would be refused)."""
+    run = tmp_path / "r"
+    write_config(run, yaml.safe_dump({"space": {"name": space}, "data": {"name": data}}))
+    html = build_report(run).read_text()
+    assert hint.format(run=run) in html

@@ -118,3 +118,21 @@ def test_a_missing_package_is_named_before_the_run_starts(tmp_path, monkeypatch)
     with pytest.raises(ValueError, match=r"run.tensorboard=true needs the tensorboard package: pip install "
                                          r"'nshot\[tensorboard\]'"):
         MetricsLog(tmp_path / "metrics.jsonl", tensorboard=True)
+
+
+def test_tensorboard_turned_on_at_a_resume_writes_the_epochs_already_logged(tmp_path):
+    """A run trained without TensorBoard, resumed with run.tensorboard=true: the event file holds every
+    record of metrics.jsonl, the earlier epochs included, and config.yaml records the change."""
+    from tests.helpers import digits_config, nshot
+    cfg = digits_config(tmp_path, epochs=2, batch_size=64)
+    run = tmp_path / "run"
+    out = nshot("train", str(cfg), "--run-dir", str(run), "--max-steps", "15")   # the first of 2 epochs
+    assert out.returncode == 0, out.stderr
+    first = records(run)
+    assert not (run / "tensorboard").exists()
+    out = nshot("train", "--resume", str(run), "run.tensorboard=true")
+    assert out.returncode == 0, out.stderr
+    recs = records(run)
+    assert len(first) == 1 and len(recs) == 2 and recs[:1] == first
+    assert_series(read_scalars(run / "tensorboard"), recs, "loss", lambda r: r["loss"])
+    assert "tensorboard: true" in (run / "config.yaml").read_text()

@@ -297,6 +297,16 @@ def get(name: str, path: PathLike | None = None) -> Benchmark:
     return loader(path)
 
 
+def dataset_metrics(name: str) -> Mapping[str, str]:
+    """Benchmark ``name``'s ground-truth metric per training dataset, known without loading its table (empty
+    for a loader that is not a benchmark class's ``load``)."""
+    try:
+        loader = _REGISTRY[name]
+    except KeyError:
+        raise BenchmarkError(f"unknown benchmark {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
+    return dict(getattr(getattr(loader, "__self__", None), "dataset_metrics", {}))
+
+
 def available() -> list[str]:
     """Registered benchmark names."""
     return sorted(_REGISTRY)

@@ -147,17 +147,36 @@ def _read_search(path: Path) -> tuple[Any, str]:
     return data, ""
 
 
-def _load_inputs(run_dir: Path) -> dict[str, Input]:
+def _rank_hint(run_dir: Path, config: Any) -> str:
+    """How to make rank.json for this run: plain `nshot rank RUN`, or with the flags its space/dataset need."""
     rd = shlex.quote(str(run_dir))
+    from ..benchmarks import base as benchmarks
+    try:
+        bench = benchmarks.default_for_space(str(_get(config, "space.name")))
+        known = benchmarks.dataset_metrics(bench)
+    except benchmarks.BenchmarkError:
+        return (f"the space has no ground-truth benchmark in nshot: `nshot rank {rd} --benchmark NAME` "
+                "compares it with one you name")
+    dataset = str(_get(config, "data.name"))
+    if known and dataset not in known:
+        metric = next(iter(known.values()))
+        return (f"the run trained on {dataset}, which has no ground truth in {bench} ({', '.join(known)} have): "
+                f"`nshot rank {rd} --metric {metric}` compares it with that metric anyway")
+    return f"run `nshot rank {rd}` first"
+
+
+def _load_inputs(run_dir: Path, config: Any = None) -> dict[str, Input]:
+    rd = shlex.quote(str(run_dir))
+    rank_hint = _rank_hint(run_dir, config)
     specs: list[tuple[str, str, str, Callable[[Path], tuple[Any, str]]]] = [
         ("env.json", "environment: versions, git commit, device",
          "written by `nshot train` at each start or resume (absent in runs made otherwise)", _read_env),
         ("metrics.jsonl", "training metrics per epoch",
          f"no epoch has finished yet: continue with `nshot train --resume {rd}`", _read_metrics),
         ("rank.json", "ranking quality against the benchmark",
-         f"run `nshot rank {rd}` first", _read_rank_json),
+         rank_hint, _read_rank_json),
         ("rank.csv", "per-architecture supernet scores and benchmark truth",
-         f"run `nshot rank {rd}` first", _read_rank_csv),
+         rank_hint, _read_rank_csv),
         ("search.json", "search result: best architectures and progress",
          f"run `nshot search {rd}` first", _read_search),
     ]
@@ -599,7 +618,7 @@ def build_report(run_dir: Union[str, Path], out: Union[str, Path, None] = None) 
         raise NotARunDirError(f"{run_dir}: not a run directory (no config.yaml)")
     config = _read_config(run_dir / "config.yaml")
     space = _get(config, "space.name")
-    ctx = _Ctx(run_dir=run_dir, inputs=_load_inputs(run_dir), config=config,
+    ctx = _Ctx(run_dir=run_dir, inputs=_load_inputs(run_dir, config), config=config,
                space=str(space) if space is not None else "")
 
     from .fewshot import fewshot_section

@@ -58,6 +58,11 @@ class MetricsLog:
         from .checkpoint import atomic_write_bytes
 
         kept = [r for r in self.read() if r.get("step", 0) <= step]
-        if self.tensorboard is not None:   # TensorBoard hides the dropped steps too
-            self.tensorboard.purge_step = step + 1
         atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+        if self.tensorboard is None:
+            return
+        if self.tensorboard.log_dir.exists():   # TensorBoard hides the dropped steps too
+            self.tensorboard.purge_step = step + 1
+        else:   # turned on at this resume (run.tensorboard=true): the records so far go in first
+            for record in kept:
+                self.tensorboard.write(record)

@@ -45,8 +45,8 @@ FORMAT_VERSION = SUPERNET_FORMAT   # re-exported: the supernet checkpoint format
 # Keys a resume may change (`nshot train --resume RUN optim.lr=...`): they do not change what the checkpoint
 # holds (shapes, data, random streams, optimizer buffers), only how training goes on from it.
 RESUME_OVERRIDABLE = ("optim.lr", "optim.lr_min", "train.grad_clip", "train.nonfinite",
-                      "train.checkpoint_every_steps", "train.log_every_steps", "run.progress", "threads",
-                      "train.executor")
+                      "train.checkpoint_every_steps", "train.log_every_steps", "run.progress", "run.tensorboard",
+                      "threads", "train.executor")
 
 
 from ..errors import RunDirError  # noqa: E402  (re-exported: nshot.train.trainer.RunDirError)
