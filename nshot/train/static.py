@@ -34,6 +34,14 @@ and the optimizer's momentum groups through its :class:`~nshot.train.ms_sgd.Grou
 Not supported (``train.executor: auto`` then uses the eager step): objectives without a static loss (only
 ``supervised`` has one: ``static_loss = True``),
 supernets without a weighted forward, BN with running statistics, ``torchrun`` and ``micro_batches > 1``.
+
+Pi-NAS's pair is not batched (issue 19 item 2, open). Its two *student* forwards could run as one weighted
+forward (the EMA changes only the teacher, so both read the same student weights), but its *teacher* keys
+cannot without changing the method: key A is computed after the EMA on path A's modules and before the EMA on
+path B's, and the shared stem, reductions and head get both updates (the reference order, decision 12), so
+keys A and B read different teacher weights. A static Pi-NAS step would also need the EMA, the shuffle-BN
+order and the queue inside the captured graph; with no GPU lent yet to measure what it would save, the
+Pi-NAS step stays eager on every device.
 """
 from __future__ import annotations
 
