@@ -125,3 +125,34 @@ def test_gm_search_on_nb201_end_to_end(tmp_path):
     assert all(o in winner["mask"][e] for e, o in enumerate(ops))
     assert len(state["halving"]["rounds"]) == 2 and result["projection_log"]
     assert GMSearch.resume(tmp_path / "gm").fit() == result
+
+
+def test_gm_snas_on_the_darts_space_end_to_end(tmp_path):
+    """GM-NAS + SNAS on the DARTS space (digits, one split): the split partitions one of the 14 x 2 cell edges'
+    8 ops into 2 groups, each child's alphas and sampling stay inside its mask, the winner's genotype is a valid
+    DARTS genotype inside the winning leaf's mask, and a resume returns the same result."""
+    import json
+
+    from nshot.config import Config, from_dict
+    from nshot.train.gm_search import GMSearch
+
+    cfg = from_dict(Config, {
+        "space": {"name": "darts"}, "model": {"C": 2, "N": 1}, "threads": 1, "device": "cpu",
+        "data": {"name": "digits", "train_subset": 64, "eval_subset": 64}, "train": {"epochs": 2, "batch_size": 32},
+        "arch": {"method": "snas"},
+        "fewshot": {"method": "gm", "split_epochs": [1], "gm_batches": 1}}).validate()
+    run = GMSearch.create(cfg, tmp_path / "gm")
+    result = run.fit()
+    state = json.loads((tmp_path / "gm" / "gm.json").read_text())
+    assert len(state["splits"]) == 1 and len(state["leaves"]) == 2
+    split = state["splits"][0]
+    assert sorted(sum(split["groups"], [])) == list(range(8)) and len(split["groups"]) == 2
+    assert 0 <= split["edge"] < 28
+    sp = __import__("nshot").spaces.get("darts")
+    assert sp.parse(result["arch"]) == result["arch"]
+    winner = next(leaf for leaf in state["leaves"] if leaf["id"] == result["node"])
+    g = darts.parse_genotype(result["arch"])
+    assert winner["mask"][split["edge"]] in [sorted(grp) for grp in split["groups"]] or \
+        sorted(winner["mask"][split["edge"]]) in [sorted(grp) for grp in split["groups"]]
+    assert g is not None
+    assert GMSearch.resume(tmp_path / "gm").fit() == result
