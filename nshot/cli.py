@@ -318,13 +318,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from .config import ConfigError, load_config
     from .errors import INTERRUPTED
+    from .run.rundir import RunDir, RunKind
 
     cfg = None
+    kind = None   # of the run resumed
     if args.resume:
         overrides = ([args.config] if args.config else []) + list(args.overrides)
-        if not (Path(args.resume) / "config.yaml").is_file():
-            from .errors import RunDirError
-            raise RunDirError(f"{args.resume} is not a run directory (no config.yaml)")
+        files = RunDir(args.resume)
+        files.require_run()
+        kind = files.kind()
     else:   # validate the config before torch is imported: a typo fails in a fraction of a second
         if not args.config:
             raise ConfigError("nshot train needs a CONFIG file (or --resume RUN_DIR); see nshot train --help")
@@ -341,7 +343,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     info = from_env()   # under torchrun every rank runs this; rank 0 alone talks and writes
     say = print if info.is_main else (lambda *a, **k: None)
 
-    if args.resume and (Path(args.resume) / "fewshot.json").is_file():
+    if kind is RunKind.FEW_SHOT and not files.is_node():   # a node is refused by Trainer.resume (resume the tree)
         if info.enabled:
             raise ConfigError("few-shot runs train in one process (torchrun is for one-shot supernets)")
         if args.config or args.overrides or args.max_steps:
@@ -350,8 +352,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"resuming few-shot run {args.resume}")
         run.fit()
         return _finish_fewshot(run)
-    if _differentiable(args, cfg):
-        return _train_differentiable(args, cfg)
+    if kind in (RunKind.DIFFERENTIABLE, RunKind.GM_DIFFERENTIABLE) or (cfg is not None and cfg.arch.method != "none"):
+        return _train_differentiable(args, cfg, kind)
     if args.resume:
         if any("=" not in o for o in overrides):
             raise ConfigError("--resume takes no config file: the run's own config is used (overrides of "
@@ -389,25 +391,15 @@ def _finish_fewshot(run) -> int:
     return 0 if run.done else INTERRUPTED
 
 
-def _differentiable(args: argparse.Namespace, cfg) -> bool:
-    """Whether ``nshot train`` starts (``cfg``, the loaded config) or resumes a differentiable search
-    (``arch.method`` darts or snas)."""
-    from pathlib import Path
-
-    from .config import load_config
-    if args.resume:
-        path = Path(args.resume) / "config.yaml"
-        return path.is_file() and load_config(path).arch.method != "none"
-    return cfg.arch.method != "none"
-
-
-def _train_differentiable(args: argparse.Namespace, cfg) -> int:
-    """``nshot train`` for DARTS / SNAS (``cfg``: the loaded config of a new run): :class:`nshot.train.differentiable.DifferentiableSearch`."""
+def _train_differentiable(args: argparse.Namespace, cfg, kind=None) -> int:
+    """``nshot train`` for DARTS / SNAS (``cfg``: the loaded config of a new run; ``kind``: the
+    :class:`nshot.run.RunKind` of a run resumed): :class:`nshot.train.differentiable.DifferentiableSearch`."""
     import time
     from pathlib import Path
 
     from .config import ConfigError
     from .errors import INTERRUPTED
+    from .run.rundir import RunKind
     from .train.differentiable import DifferentiableSearch
     from .train.distributed import from_env
     from .train.gm_search import GMSearch
@@ -417,7 +409,7 @@ def _train_differentiable(args: argparse.Namespace, cfg) -> int:
     if args.resume:
         if args.config or args.overrides:
             raise ConfigError("a differentiable search resumes with its own config: no config file or overrides")
-        if (Path(args.resume) / "gm.json").is_file():
+        if kind is RunKind.GM_DIFFERENTIABLE:
             gm = GMSearch.resume(args.resume)
             print(f"resuming GM-NAS + {gm.cfg.arch.method} run {args.resume}")
             return _finish_gm(gm)

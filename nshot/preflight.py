@@ -16,6 +16,7 @@ from typing import Optional, Union
 from . import benchmarks, spaces
 from .config import Config, load_config
 from .errors import RunDirError, UsageError
+from .run.rundir import RunDir
 
 TENSORBOARD_HINT = "pip install 'nshot[tensorboard]' (or pip install tensorboard)"
 
@@ -34,15 +35,16 @@ def require_tensorboard() -> None:
 
 def run_config(run_dir: Union[str, Path]) -> Config:
     """The config of the run in ``run_dir``; RunDirError when it is no run directory, its config is invalid."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
+    files = RunDir(run_dir)
+    run_dir = files.path
+    if not files.is_run():
         why = "no such directory" if not run_dir.exists() else "not a directory" if not run_dir.is_dir() \
-            else "no config.yaml"
+            else f"no {files.CONFIG}"
         raise RunDirError(f"{run_dir} is not a run directory ({why})")
     try:
-        return load_config(run_dir / "config.yaml")
+        return load_config(files.config)
     except ValueError as exc:
-        raise RunDirError(f"{run_dir}: its config.yaml is not valid for this nshot ({exc})") from None
+        raise RunDirError(f"{run_dir}: its {files.CONFIG} is not valid for this nshot ({exc})") from None
 
 
 def refuse_differentiable(run_dir: Union[str, Path], cfg: Config) -> None:
@@ -54,7 +56,7 @@ def refuse_differentiable(run_dir: Union[str, Path], cfg: Config) -> None:
         return
     run_dir = Path(run_dir)
     kind = f"a differentiable search (arch.method {method}{', GM-NAS splits' if cfg.fewshot.method == 'gm' else ''})"
-    result = run_dir / "result.json"
+    result = RunDir(run_dir).result
     arch = None
     if result.is_file():
         try:
@@ -74,16 +76,16 @@ def refuse_differentiable(run_dir: Union[str, Path], cfg: Config) -> None:
 def scorable_config(run_dir: Union[str, Path]) -> Config:
     """The config of a run that ``rank`` / ``search`` can score: a supernet run with a checkpoint (or a few-shot
     run); a differentiable search, a few-shot node or a run not trained yet is refused with what to do."""
-    run_dir = Path(run_dir)
+    files = RunDir(run_dir)
+    run_dir = files.path
     cfg = run_config(run_dir)
-    if (run_dir / "fewshot.json").is_file():
+    if files.fewshot.is_file():
         return cfg
-    nodes = run_dir.parent
-    if nodes.name == "nodes" and ((nodes.parent / "fewshot.json").is_file() or (nodes.parent / "gm.json").is_file()):
-        raise RunDirError(f"{run_dir} is one sub-supernet of a few-shot run: score the whole run ({nodes.parent})")
+    top = files.top()
+    if files.is_node() and (top.fewshot.is_file() or top.gm.is_file()):
+        raise RunDirError(f"{run_dir} is one sub-supernet of a few-shot run: score the whole run ({top})")
     refuse_differentiable(run_dir, cfg)
-    ck = run_dir / "checkpoints"
-    if not (ck / "last.pt").exists() and not (ck / "prev.pt").exists():
+    if not files.has_checkpoint():
         raise RunDirError(f"{run_dir} has no checkpoint yet; train it first with `nshot train --resume {run_dir}`")
     return cfg
 
@@ -138,7 +140,7 @@ def check_free_run_dir(run_dir: Union[str, Path], hint: str) -> None:
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir} is a file, not a directory")
-    if (run_dir / "checkpoints").exists() or (run_dir / "config.yaml").exists():
+    if RunDir(run_dir).is_taken():
         raise RunDirError(f"{run_dir} already holds a run; {hint}")
     _try_create(run_dir)
 
@@ -170,14 +172,15 @@ def resolve_arch(arch_or_run: str, space: Union[str, spaces.SearchSpace]) -> tup
     derived cell (its result.json); ``space``: a name or an instance, e.g. ``spaces.for_config(cfg)``."""
     sp = spaces.get(space) if isinstance(space, str) else space
     p = Path(arch_or_run)
-    if p.is_dir() and not (p / "search.json").is_file() and (p / "result.json").is_file():
-        derived = json.loads((p / "result.json").read_text())   # a differentiable search: its derived architecture
+    files = RunDir(p)
+    if p.is_dir() and not files.search.is_file() and files.result.is_file():
+        derived = json.loads(files.result.read_text())   # a differentiable search: its derived architecture
         if "method" in derived and "arch" in derived:
             return sp.parse(derived["arch"]), p
     if p.is_dir():
-        found = p / "search.json"
+        found = files.search
         if not found.is_file():
-            raise RunDirError(f"{p} has no search.json; run `nshot search {p}` first or pass an architecture string")
+            raise RunDirError(f"{p} has no {files.SEARCH}; run `nshot search {p}` first or pass an architecture string")
         best = json.loads(found.read_text()).get("best") or []
         if not best:
             raise RunDirError(f"{found} lists no architecture")
@@ -195,15 +198,15 @@ def check_train_arch(args: Namespace) -> tuple[Config, str, Optional[Path]]:
     """``nshot train-arch``: the config (``--config``, else the run's, else the defaults) with its overrides, the
     architecture, a free ``--run-dir``. Returns ``(config, arch, source run or None)``."""
     cfg_path = args.config
-    if cfg_path is None and Path(args.arch).is_dir() and (Path(args.arch) / "config.yaml").is_file():
-        cfg_path = str(Path(args.arch) / "config.yaml")
+    if cfg_path is None and Path(args.arch).is_dir() and RunDir(args.arch).is_run():
+        cfg_path = str(RunDir(args.arch).config)
     cfg = load_config(cfg_path, args.overrides)
     if cfg.run.tensorboard:
         require_tensorboard()
     arch, source = resolve_arch(args.arch, spaces.for_config(cfg))
     if args.run_dir is not None:
         run_dir = Path(args.run_dir)
-        if (run_dir / "result.json").exists():
+        if RunDir(run_dir).result.exists():
             raise RunDirError(f"{run_dir} already holds a result; choose another --run-dir")
         if run_dir.exists() and not run_dir.is_dir():
             raise RunDirError(f"{run_dir} is a file, not a directory")
@@ -217,8 +220,8 @@ def check_report(args: Namespace) -> None:
     if not run_dir.is_dir():
         why = "not a directory" if run_dir.exists() else "no such directory"
         raise RunDirError(f"{run_dir}: not a run directory ({why})")
-    if not (run_dir / "config.yaml").is_file():
-        raise RunDirError(f"{run_dir}: not a run directory (no config.yaml)")
+    if not RunDir(run_dir).is_run():
+        raise RunDirError(f"{run_dir}: not a run directory (no {RunDir.CONFIG})")
 
 
 def check_quickstart(args: Namespace) -> None:

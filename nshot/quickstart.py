@@ -23,6 +23,7 @@ import numpy as np
 
 from . import spaces
 from .config import Config, load_config
+from .run.rundir import RunDir
 
 QUICKSTART_OVERRIDES = [
     "data.name=digits", "data.augment=true", "data.crop_padding=1", "data.flip=false",
@@ -200,7 +201,7 @@ def run_quickstart(run_dir: Optional[str] = None, num_archs: int = 10, supernet_
                "run_dir": str(run_dir)}
     path = build_report(run_dir)
     summary["seconds"] = time.time() - t0
-    atomic_write_bytes(run_dir / "quickstart.json", json.dumps(summary, indent=1).encode())
+    atomic_write_bytes(RunDir(run_dir).quickstart, json.dumps(summary, indent=1).encode())
     print(format_summary(summary, path))
     return summary
 
@@ -217,8 +218,9 @@ def _write_rank(run_dir: Path, report: dict, archs, scores, truth, params, write
     w.writerow(["arch", "score", "truth", "params", "score_rank", "truth_rank"])
     for i, a in enumerate(archs):
         w.writerow([a, repr(float(s[i])), repr(float(t[i])), int(params[i]), int(rs[i]), int(rt[i])])
-    write(run_dir / "rank.csv", buf.getvalue().encode())
-    write(run_dir / "rank.json", (json.dumps(report, indent=1) + "\n").encode())
+    files = RunDir(run_dir)
+    write(files.rank("csv"), buf.getvalue().encode())
+    write(files.rank("json"), (json.dumps(report, indent=1) + "\n").encode())
 
 
 def _fmt(x: Optional[float]) -> str:

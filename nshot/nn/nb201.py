@@ -81,6 +81,7 @@ class NB201Network(nn.Module):
         if C < 1 or N < 1:
             raise ValueError(f"NB201 needs C >= 1 and N >= 1, got C={C}, N={N}")
         self.candidates = tuple(tuple(sorted(set(c))) for c in candidates)
+        self.space = space.NB201Space()   # what the network runs (scoring's dedup asks it which archs are equal)
         self.C, self.N, self.num_classes, self.in_channels, self.bn = C, N, num_classes, in_channels, bn
         self.fixed_arch = fixed_arch
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), bn.make(C))

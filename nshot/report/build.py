@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, Union
 import yaml
 
 from ..run.io import atomic_write_bytes
+from ..run.rundir import RunDir
 from . import plots
 from .alphas import differentiable_figures
 from .cell_drawing import draw_arch, op_legend
@@ -25,6 +26,9 @@ from .html import (NA, Markup, code, esc, figure, fmt_compact, fmt_duration, fmt
                    kv_table, note, page, table, to_float, with_code)
 
 TOP_CELLS = 3
+
+
+_RANK_JSON, _RANK_CSV = RunDir.rank_name("json"), RunDir.rank_name("csv")   # what `nshot rank` writes
 
 
 class NotARunDirError(FileNotFoundError, ValueError):
@@ -169,18 +173,18 @@ def _load_inputs(run_dir: Path, config: Any = None) -> dict[str, Input]:
     rd = shlex.quote(str(run_dir))
     rank_hint = _rank_hint(run_dir, config)
     specs: list[tuple[str, str, str, Callable[[Path], tuple[Any, str]]]] = [
-        ("env.json", "environment: versions, git commit, device",
+        (RunDir.ENV, "environment: versions, git commit, device",
          "written by `nshot train` at each start or resume (absent in runs made otherwise)", _read_env),
-        ("metrics.jsonl", "training metrics per epoch",
+        (RunDir.METRICS, "training metrics per epoch",
          f"no epoch has finished yet: continue with `nshot train --resume {rd}`", _read_metrics),
-        ("rank.json", "ranking quality against the benchmark",
+        (_RANK_JSON, "ranking quality against the benchmark",
          rank_hint, _read_rank_json),
-        ("rank.csv", "per-architecture supernet scores and benchmark truth",
+        (_RANK_CSV, "per-architecture supernet scores and benchmark truth",
          rank_hint, _read_rank_csv),
-        ("search.json", "search result: best architectures and progress",
+        (RunDir.SEARCH, "search result: best architectures and progress",
          f"run `nshot search {rd}` first", _read_search),
     ]
-    inputs = {"config.yaml": Input("config.yaml", "resolved run configuration", "", status="ok")}
+    inputs = {RunDir.CONFIG: Input(RunDir.CONFIG, "resolved run configuration", "", status="ok")}
     for name, what, hint, reader in specs:
         inp = Input(name, what, hint)
         path = run_dir / name
@@ -263,7 +267,7 @@ def _overview(ctx: _Ctx) -> str:
 
 def _glance(ctx: _Ctx) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
-    metrics = ctx.inputs["metrics.jsonl"]
+    metrics = ctx.inputs[RunDir.METRICS]
     if metrics.status == "ok":
         last = metrics.data[-1]
         total = _get(ctx.config, "train.epochs")
@@ -271,11 +275,11 @@ def _glance(ctx: _Ctx) -> list[tuple[str, Any]]:
         out.append(("epochs trained", f"{fmt_num(ep)} of {fmt_num(total)}" if total is not None else fmt_num(ep)))
         out.append(("final train loss", _num_or_none(last.get("loss"))))
         out.append(("final train accuracy (%)", _num_or_none(last.get("acc"))))
-    rank = ctx.inputs["rank.json"]
+    rank = ctx.inputs[_RANK_JSON]
     if rank.status == "ok":
         out.append(("Kendall tau", _num_or_none(rank.data.get("kendall_tau"))))
         out.append(("Spearman rho", _num_or_none(rank.data.get("spearman_rho"))))
-    search = ctx.inputs["search.json"]
+    search = ctx.inputs[RunDir.SEARCH]
     if search.status == "ok" and search.data["best"]:
         b = search.data["best"][0]
         out.append(("best found: score", _num_or_none(b.get("score"))))
@@ -342,7 +346,7 @@ def _has(d: Any, dotted: str) -> bool:
 
 
 def _env_section(ctx: _Ctx) -> str:
-    inp = ctx.inputs["env.json"]
+    inp = ctx.inputs[RunDir.ENV]
     if inp.status != "ok":
         return ""
     first = inp.data[0]
@@ -358,7 +362,7 @@ def _env_section(ctx: _Ctx) -> str:
 
 
 def _training_section(ctx: _Ctx) -> str:
-    inp = ctx.inputs["metrics.jsonl"]
+    inp = ctx.inputs[RunDir.METRICS]
     if inp.status != "ok":
         return ""
     recs = inp.data
@@ -415,7 +419,7 @@ _PROTOCOL_ORDER = ("benchmark", "metric", "subset", "n", "dataset", "split", "sc
 
 
 def _ranking_section(ctx: _Ctx) -> str:
-    rj, rc = ctx.inputs["rank.json"], ctx.inputs["rank.csv"]
+    rj, rc = ctx.inputs[_RANK_JSON], ctx.inputs[_RANK_CSV]
     if rj.status != "ok" and rc.status != "ok":
         return ""
     parts: list[str] = []
@@ -525,7 +529,7 @@ def _fairness(ctx: _Ctx, bins: list[dict]) -> str:
 
 
 def _search_section(ctx: _Ctx) -> str:
-    inp = ctx.inputs["search.json"]
+    inp = ctx.inputs[RunDir.SEARCH]
     if inp.status != "ok":
         return ""
     data = inp.data
@@ -614,9 +618,10 @@ def build_report(run_dir: Union[str, Path], out: Union[str, Path, None] = None) 
     if not run_dir.is_dir():
         why = "not a directory" if run_dir.exists() else "no such directory"
         raise NotARunDirError(f"{run_dir}: not a run directory ({why})")
-    if not (run_dir / "config.yaml").is_file():
-        raise NotARunDirError(f"{run_dir}: not a run directory (no config.yaml)")
-    config = _read_config(run_dir / "config.yaml")
+    files = RunDir(run_dir)
+    if not files.is_run():
+        raise NotARunDirError(f"{run_dir}: not a run directory (no {files.CONFIG})")
+    config = _read_config(files.config)
     space = _get(config, "space.name")
     ctx = _Ctx(run_dir=run_dir, inputs=_load_inputs(run_dir, config), config=config,
                space=str(space) if space is not None else "")
@@ -637,9 +642,9 @@ def build_report(run_dir: Union[str, Path], out: Union[str, Path, None] = None) 
                      f"Generated by nshot {esc(__version__)} from the files of the run directory. "
                      "Self-contained: the plots are embedded in this page.")
 
-    out_path = Path(out) if out is not None else run_dir / "report.html"
+    out_path = Path(out) if out is not None else files.report
     if out_path.is_dir():
-        out_path = out_path / "report.html"
+        out_path = out_path / RunDir.REPORT
     out_path.parent.mkdir(parents=True, exist_ok=True)
     img_dir = out_path.parent / out_path.stem
     img_dir.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from ..run.rundir import RunDir
 from . import plots
 from .html import Markup, esc, fmt_num, note, table
 
@@ -40,7 +41,8 @@ def _read_metrics(path: Path) -> list[dict]:
 
 def fewshot_section(run_dir: Path, image: Callable[..., Markup], section: Callable[[str, str, str], str]) -> str:
     """HTML of the few-shot section ('' for a one-shot run). ``image``/``section`` are the report's helpers."""
-    path = run_dir / "fewshot.json"
+    files = RunDir(run_dir)
+    path = files.fewshot
     if not path.is_file():
         return ""
     try:
@@ -48,7 +50,7 @@ def fewshot_section(run_dir: Path, image: Callable[..., Markup], section: Callab
         nodes = doc["tree"]["nodes"]
         space = doc["tree"].get("space", "")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        return section("fewshot", "Few-shot tree", str(note(f"fewshot.json is unreadable ({esc(e)})")))
+        return section("fewshot", "Few-shot tree", str(note(f"{files.FEWSHOT} is unreadable ({esc(e)})")))
     full = [len(m) for m in nodes[0]["mask"]]
     finished = set(doc.get("finished_nodes") or [])
     rows = []
@@ -64,7 +66,7 @@ def fewshot_section(run_dir: Path, image: Callable[..., Markup], section: Callab
     parts = [table(["node", "parent", "allowed choices", "split", "children's choices", "trained"], rows)]
     series = []
     for n in nodes:
-        recs = _read_metrics(run_dir / "nodes" / str(n["id"]) / "metrics.jsonl")
+        recs = _read_metrics(files.node(n["id"]).metrics)
         if recs:
             series.append((f"node {n['id']}" + (" (leaf)" if not n.get("children") else ""),
                            [r.get("epoch") for r in recs], [r.get("loss") for r in recs]))

@@ -10,7 +10,9 @@ A run directory (``RUN/``) holds::
     search.json            a search's result; result.json: a differentiable search's or train-arch's result
     fewshot.json           a few-shot run's partition tree (its nodes in nodes/<id>/, each a run directory)
     gm.json                a GM-NAS + DARTS/SNAS run's tree and rounds (nodes in nodes/<id>/)
-    probes/                shared probe heads; report.html (+ report_files/): the report
+    probes/                shared probe heads; report.html (+ report/, its PNGs): the report
+    quickstart.json        the offline demo's summary (``nshot quickstart``)
+    tensorboard/           TensorBoard scalars (``run.tensorboard``)
 """
 from __future__ import annotations
 
@@ -49,6 +51,8 @@ class RunDir:
     NODES = "nodes"
     PROBES = "probes"
     REPORT = "report.html"
+    QUICKSTART = "quickstart.json"
+    TENSORBOARD = "tensorboard"
 
     def __init__(self, path: Union[str, Path, "RunDir"]):
         self.path = path.path if isinstance(path, RunDir) else Path(path)
@@ -112,9 +116,22 @@ class RunDir:
     def report(self) -> Path:
         return self.path / self.REPORT
 
-    def rank(self, ext: str = "json", tag: Optional[str] = None) -> Path:
+    @property
+    def quickstart(self) -> Path:
+        return self.path / self.QUICKSTART
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / self.TENSORBOARD
+
+    @staticmethod
+    def rank_name(ext: str = "json", tag: Optional[str] = None) -> str:
         """``rank.json``/``rank.csv``, or ``rank-<tag>.<ext>`` for a subset or a non-default protocol."""
-        return self.path / (f"rank-{tag}.{ext}" if tag else f"rank.{ext}")
+        return f"rank-{tag}.{ext}" if tag else f"rank.{ext}"
+
+    def rank(self, ext: str = "json", tag: Optional[str] = None) -> Path:
+        """The path of :meth:`rank_name`."""
+        return self.path / self.rank_name(ext, tag)
 
     def node(self, node_id: int) -> "RunDir":
         """The run directory of a tree node (few-shot, GM-NAS)."""

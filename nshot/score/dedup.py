@@ -1,57 +1,43 @@
 """Which architectures can share one evaluation when a supernet scores many of them.
 
-Two levels, on purpose kept apart:
+The search space says which architectures are the same (:class:`nshot.spaces.SearchSpace`); this module
+knows no space. Two levels, on purpose kept apart:
 
-* ``exact``: two NB201 cells that differ only on edges that are not live (:func:`nshot.spaces.nb201.live_edges`)
-  run the very same computation in the supernet: the forward pass skips every non-live edge, so the same
-  modules see the same tensors in the same order and the outputs are bit-identical. Their scores are
-  shared without any approximation. The representative is the cell with every non-live edge set to
+* ``exact``: architectures with the same :meth:`~nshot.spaces.SearchSpace.function_key` run the very same
+  computation in the supernet (bit-identical outputs), so their scores are shared without any approximation.
+  Spaces without the notion give every architecture its own key (nothing is shared). NB201: cells that differ
+  only on edges that are not live (the forward pass skips them); the key is the cell with every non-live edge
   ``none`` (or, in a network that does not hold ``none`` on that edge, its smallest held op).
-* ``iso``: NB201's isomorphism classes (:meth:`NB201Space.canonical`): cells that compute the same function
-  *of a stand-alone network* (node relabelling, ``skip`` as identity, commutative sums). In a supernet the
-  weights live on edges, so two isomorphic cells generally use *different* weights (``conv3x3`` on edge
-  ``1<-0`` is not the ``conv3x3`` module of edge ``2<-0``): their supernet scores differ. Scoring one
-  representative per class is an approximation; the representative is the class member with the smallest
-  choice index.
+* ``iso``: the space's isomorphism classes (:meth:`~nshot.spaces.SearchSpace.canonical`, spaces with
+  ``has_isomorphism``; NB201: node relabelling, ``skip`` as identity, commutative sums): architectures that
+  compute the same function *of a stand-alone network*. In a supernet the weights live on edges, so two
+  isomorphic cells generally use *different* weights (``conv3x3`` on edge ``1<-0`` is not the ``conv3x3``
+  module of edge ``2<-0``): their supernet scores differ. Scoring one representative per class is an
+  approximation; the representative is the class member with the smallest choice index.
 
-``none`` switches both off (every distinct string is evaluated).
+``none`` switches both off (every distinct string is evaluated). The space is the network's own (its
+``space`` attribute; for a few-shot set of sub-supernets, theirs), or given.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional, Union
 
 import torch
 
-from ..spaces import nb201 as nb201_space
+from .. import spaces
+from ..spaces import SearchSpace
 
 DEDUP_MODES = ("none", "exact", "iso")
 
 
-def exact_representative(arch: str, candidates: Optional[Sequence[Sequence[int]]] = None) -> str:
-    """``arch`` with every non-live edge replaced by ``none`` (or by the smallest op in ``candidates[e]``
-    when ``none`` is not among them). Same live edges, same ops on them, hence the same supernet function.
-
-    Changing a non-live edge never changes which edges are live: every live edge lies on an input-to-output
-    path of non-``none`` edges, all of whose edges are live, and a swap between two non-``none`` ops leaves
-    the graph of non-``none`` edges as it is.
-    """
-    ops = nb201_space._parse(arch)
-    live = nb201_space.live_edges(ops)
-    out = []
-    for e, (op, is_live) in enumerate(zip(ops, live)):
-        if is_live:
-            out.append(op)
-        elif candidates is None or 0 in candidates[e]:
-            out.append(0)
-        else:
-            out.append(min(candidates[e]))
-    return nb201_space._format(tuple(out))
-
-
-def is_nb201_model(model: torch.nn.Module) -> bool:
-    """Whether ``model`` runs NB201 cells (a supernet, a sub-supernet or a few-shot set of them)."""
-    from ..nn.nb201 import NB201Network
-    return any(isinstance(m, NB201Network) for m in model.modules())
+def space_of(model: torch.nn.Module) -> Optional[SearchSpace]:
+    """The search space ``model`` runs: the first ``space`` attribute that is a :class:`SearchSpace` among the
+    model and its submodules (a supernet, a sub-supernet, or the sub-supernets of a few-shot set); None."""
+    for m in model.modules():
+        sp = getattr(m, "space", None)
+        if isinstance(sp, SearchSpace):
+            return sp
+    return None
 
 
 class Deduper:
@@ -59,20 +45,22 @@ class Deduper:
 
     ``measured(arch)`` is the architecture actually run (equal archs -> the same forward pass);
     ``representative(arch)`` is what is recorded as the mapping (for ``exact`` the same; for ``iso`` the
-    canonical class member). Models that are not NB201 get ``none`` behaviour in ``exact`` mode and are
-    refused in ``iso`` mode.
+    canonical class member). ``space``: the model's search space (default: :func:`space_of`); a model
+    without one gets ``none`` behaviour in ``exact`` mode, and ``iso`` mode is refused unless the space has
+    isomorphism classes.
     """
 
-    def __init__(self, mode: str, model: torch.nn.Module, nb201: Optional[bool] = None):
+    def __init__(self, mode: str, model: torch.nn.Module, space: Optional[SearchSpace] = None):
         if mode not in DEDUP_MODES:
             raise ValueError(f"dedup mode {mode!r} is invalid: expected one of {', '.join(DEDUP_MODES)}")
-        self.nb201 = is_nb201_model(model) if nb201 is None else nb201
-        if mode == "iso" and not self.nb201:
-            raise ValueError("dedup mode 'iso' needs an NB201 supernet (isomorphism classes are NB201's)")
-        self.mode = mode if self.nb201 else "none"
+        self.space = space if space is not None else space_of(model)
+        if mode == "iso" and not (self.space is not None and self.space.has_isomorphism):
+            what = f"the {self.space.name} space has none" if self.space is not None else "this model has no space"
+            raise ValueError(f"dedup mode 'iso' needs a search space with isomorphism classes, such as nb201 "
+                             f"({what})")
+        self.mode = mode if self.space is not None else "none"
         self.model = model
         self._tree = getattr(model, "tree", None) if hasattr(model, "leaves") else None
-        self._space = nb201_space.NB201Space() if self.nb201 else None
         self._memo: dict[str, tuple[str, str]] = {}
 
     def _net_for(self, arch: str):
@@ -83,7 +71,7 @@ class Deduper:
 
     def _exact(self, arch: str) -> str:
         net, leaf = self._net_for(arch)
-        rep = exact_representative(arch, getattr(net, "candidates", None))
+        rep = self.space.function_key(arch, getattr(net, "candidates", None))
         if leaf is not None and self._tree.route(rep).id != leaf:   # another sub-supernet: other weights
             return arch
         return rep
@@ -91,7 +79,7 @@ class Deduper:
     def _runnable(self, arch: str) -> bool:
         net, _ = self._net_for(arch)
         cand = getattr(net, "candidates", None)
-        return cand is None or all(op in c for op, c in zip(nb201_space._parse(arch), cand))
+        return cand is None or all(op in c for op, c in zip(self.space.decode(arch), cand))
 
     def function_key(self, arch: str) -> str:
         """A name of the supernet function ``arch`` computes: archs with equal keys give bit-identical
@@ -102,7 +90,7 @@ class Deduper:
         hit = self._memo.get(arch)
         if hit is None:
             if self.mode == "iso":
-                rep = self._space.canonical(arch)
+                rep = self.space.canonical(arch)
                 if not self._runnable(rep):        # a restricted network without the canonical member's ops
                     rep = arch
             else:
@@ -127,14 +115,17 @@ class Deduper:
         return out
 
 
-def count_functions(archs: Iterable[str], mode: str) -> int:
-    """How many evaluations ``archs`` need under ``mode`` with a plain (unpartitioned) NB201 supernet."""
+def count_functions(archs: Iterable[str], mode: str, space: Union[str, SearchSpace] = "nb201") -> int:
+    """How many evaluations ``archs`` need under ``mode`` with a plain (unpartitioned) supernet of ``space``
+    (a name or an instance; NB201 by default)."""
     archs = list(dict.fromkeys(archs))
+    sp = spaces.get(space) if isinstance(space, str) else space
     if mode == "none":
         return len(archs)
     if mode == "exact":
-        return len({exact_representative(a) for a in archs})
+        return len({sp.function_key(a) for a in archs})
     if mode == "iso":
-        space = nb201_space.NB201Space()
-        return len({space.canonical(a) for a in archs})
+        if not sp.has_isomorphism:
+            raise ValueError(f"dedup mode 'iso' needs a search space with isomorphism classes ({sp.name} has none)")
+        return len({sp.canonical(a) for a in archs})
     raise ValueError(f"dedup mode {mode!r} is invalid: expected one of {', '.join(DEDUP_MODES)}")

@@ -7,7 +7,8 @@ Cheap scoring of thousands of subnets (docs/scoring.md):
 
 * **dedup** (``ScoreProtocol.dedup``): ``exact`` (default) evaluates one cell per supernet function (cells that
   differ only on non-live edges run the same computation, so they share a score exactly); ``iso`` one cell per
-  NB201 isomorphism class (an approximation for a supernet, keyed apart in the cache); ``none`` every string.
+  isomorphism class of the space (NB201's; an approximation for a supernet, keyed apart in the cache); ``none``
+  every string.
   Each row of ``scores.csv`` names its ``representative``: the architecture whose forward pass gave the number.
 * **batching**: ``batch_group`` protocol batches go through the network as one forward pass; in batch-statistics
   mode every BN still normalises each protocol batch with its own statistics (:func:`grouped_batch_stats`), so
@@ -503,14 +504,15 @@ class Scorer:
     # -- sharding --------------------------------------------------------------------------------------------
     def my_share(self, archs: Iterable[str]) -> list[str]:
         """The architectures of ``archs`` this rank evaluates: the distinct evaluations are sharded (balanced by
-        count, and by the live FLOPs of NB201 cells) over ``world`` ranks, and each rank takes the archs of its
+        count, and by the space's ``evaluation_cost`` where it has one: NB201's live FLOPs) over ``world`` ranks, and each rank takes the archs of its
         evaluations. Every rank computes the same split from the same list, whatever the cache holds."""
         groups = self.dedup.groups(archs)
         keys = list(groups)
         cost = None
-        if self.dedup.nb201:
-            from ..spaces import nb201 as sp
-            cost = [sp.NB201Space().flops(m) for m in keys]
+        if self.dedup.space is not None:
+            cost = [self.dedup.space.evaluation_cost(m) for m in keys]
+            if any(c is None for c in cost):   # a space without costs: balanced by count
+                cost = None
         return [a for m in shard(keys, self.rank, self.world, cost) for a in groups[m]]
 
     def score_shard(self, archs: Iterable[str]) -> int:

@@ -11,7 +11,7 @@ import dataclasses
 import random
 from abc import ABC, abstractmethod
 from itertools import product
-from typing import Any, Iterator, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -133,6 +133,27 @@ class SearchSpace(ABC):
     @abstractmethod
     def flops(self, arch: Arch, **kwargs) -> int:
         """Multiply-accumulate count of one forward pass of the stand-alone network."""
+
+    # -- equivalence: which architectures a supernet's scoring may share (``nshot.score.dedup``) ----------
+    #: whether :meth:`canonical` gives isomorphism classes (what scoring's ``dedup iso`` needs)
+    has_isomorphism: bool = False
+
+    def function_key(self, arch: Arch, candidates: Optional[Sequence[Sequence[int]]] = None) -> Arch:
+        """The canonical form of ``arch`` under exact dedup: architectures with equal keys run the very same
+        computation in a weight-sharing supernet (bit-identical outputs), so one evaluation stands for all of
+        them. ``candidates``: the choice indices per decision the network holds (the key must be one of its
+        paths; None: all). Default: ``arch`` itself (every architecture computes a function of its own)."""
+        return arch
+
+    def canonical(self, arch: Arch) -> Arch:
+        """The representative of ``arch``'s isomorphism class (cells computing the same function of a
+        stand-alone network); only spaces with :attr:`has_isomorphism` have one."""
+        raise NotImplementedError(f"the {self.name} search space has no isomorphism classes")
+
+    def evaluation_cost(self, arch: Arch) -> Optional[float]:
+        """A relative cost of evaluating ``arch`` in a supernet, for balancing a scoring job's shards over
+        ranks; None (the default): every evaluation costs the same (shards balanced by count)."""
+        return None
 
 
 _REGISTRY: dict[str, type] = {}

@@ -81,6 +81,7 @@ class NB201Space(SearchSpace):
     ops = OPS
     edges = EDGES
     shape_options = ("C", "N")
+    has_isomorphism = True   # canonical(): see below
 
     @property
     def choices(self) -> tuple[tuple[str, ...], ...]:
@@ -186,6 +187,17 @@ class NB201Space(SearchSpace):
         """Every isomorphism class: expression -> its cells in ``enumerate()`` order (a fresh copy)."""
         return {expr: list(archs) for expr, archs in _canonical_groups().items()}
 
+    # -- what a supernet's scoring may share (nshot.score.dedup) --------------------------------------------
+    def function_key(self, arch: Arch, candidates: Sequence[Sequence[int]] | None = None) -> Arch:
+        """``arch`` with every non-live edge replaced by ``none`` (or by the smallest op in ``candidates[e]``
+        when ``none`` is not among them): see :func:`exact_representative`."""
+        return exact_representative(arch, candidates)
+
+    def evaluation_cost(self, arch: Arch) -> float:
+        """The stand-alone MACs (default shape) of ``arch``: of its live edges when ``arch`` is a
+        :meth:`function_key` (dead edges are ``none``, and the supernet skips them)."""
+        return self.flops(arch)
+
 
 _CONV_KERNEL = {OPS.index("nor_conv_1x1"): 1, OPS.index("nor_conv_3x3"): 3}
 
@@ -220,6 +232,29 @@ def live_edges(ops: tuple[int, ...]) -> tuple[bool, ...]:
 
 # -- isomorphism --------------------------------------------------------------------------------------------
 @lru_cache(maxsize=65536)
+def exact_representative(arch: Arch, candidates: Sequence[Sequence[int]] | None = None) -> Arch:
+    """``arch`` with every non-live edge replaced by ``none`` (or by the smallest op in ``candidates[e]``
+    when ``none`` is not among them). Same live edges, same ops on them, hence the same supernet function:
+    the forward pass skips every non-live edge, so the same modules see the same tensors in the same order
+    and the outputs are bit-identical (what ``dedup exact`` shares, :meth:`NB201Space.function_key`).
+
+    Changing a non-live edge never changes which edges are live: every live edge lies on an input-to-output
+    path of non-``none`` edges, all of whose edges are live, and a swap between two non-``none`` ops leaves
+    the graph of non-``none`` edges as it is.
+    """
+    ops = _parse(arch)
+    live = live_edges(ops)
+    out = []
+    for e, (op, is_live) in enumerate(zip(ops, live)):
+        if is_live:
+            out.append(op)
+        elif candidates is None or 0 in candidates[e]:
+            out.append(0)
+        else:
+            out.append(min(candidates[e]))
+    return _format(tuple(out))
+
+
 def cell_expression(ops: tuple[int, ...]) -> str:
     """Canonical string of the function computed by the cell with op index ``ops`` per edge.
 

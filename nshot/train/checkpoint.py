@@ -26,6 +26,7 @@ MAGIC = b"NSHOT-CKPT 1 "
 from ..errors import CheckpointError  # noqa: E402  (re-exported: nshot.train.checkpoint.CheckpointError)
 # the atomic write lives in nshot.run.io; re-exported here (tests replace ``atomic_write_bytes`` on this module)
 from ..run.io import _write_temp, atomic_write_bytes  # noqa: E402,F401
+from ..run.rundir import RunDir  # noqa: E402  (the file names: RunDir.LAST, RunDir.PREV)
 
 
 def save_checkpoint(folder: Union[str, Path], state: dict[str, Any], keep_previous: bool = True) -> Path:
@@ -41,7 +42,7 @@ def save_checkpoint(folder: Union[str, Path], state: dict[str, Any], keep_previo
     torch.save(state, buf)
     payload = buf.getvalue()
     digest = hashlib.sha256(payload).hexdigest().encode()
-    last, prev = folder / "last.pt", folder / "prev.pt"
+    last, prev = folder / RunDir.LAST, folder / RunDir.PREV
     atomic_write_bytes(last, MAGIC + digest + b"\n" + payload, keep_previous=prev if keep_previous else None)
     return last
 
@@ -103,9 +104,9 @@ def load_checkpoint(folder: Union[str, Path], map_location: Any = "cpu") -> dict
 def load_checkpoint_from(folder: Union[str, Path], map_location: Any = "cpu") -> tuple[dict[str, Any], Path]:
     """Like :func:`load_checkpoint`, also returning which file was loaded."""
     folder = Path(folder)
-    last, prev = folder / "last.pt", folder / "prev.pt"
+    last, prev = folder / RunDir.LAST, folder / RunDir.PREV
     if not last.exists() and not prev.exists():
-        raise CheckpointError(f"no checkpoint in {folder} (expected last.pt)")
+        raise CheckpointError(f"no checkpoint in {folder} (expected {RunDir.LAST})")
     try:
         return read_checkpoint_file(last, map_location), last
     except CheckpointError as exc:

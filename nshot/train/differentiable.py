@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from .. import spaces
 from ..config import Config, dump_config, load_config
 from ..data import epoch_batches, num_batches, train_input
+from ..run.rundir import RunDir
 from ..spaces import darts as darts_space
 from . import rng
 from .checkpoint import atomic_write_bytes, load_checkpoint_from, save_checkpoint
@@ -174,6 +175,7 @@ class DifferentiableSearch:
         this step: GM-NAS keeps alphas fixed until its last split) and ``node`` (its own weight initialisation)
         make this one sub-supernet of a few-shot run."""
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.files = RunDir(self.run_dir)
         self.mask = tuple(tuple(int(o) for o in m) for m in mask) if mask is not None else None
         self.alpha_frozen_until, self.node = int(alpha_frozen_until), node
         self.method, self.space_name = cfg.arch.method, cfg.space.name
@@ -210,38 +212,38 @@ class DifferentiableSearch:
                              f"(train {len(self.train_data)}, held-out {len(self.valid_data)} images)")
         self.total_steps = cfg.train.epochs * self.steps_per_epoch
         self.step = 0
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", tensorboard=cfg.run.tensorboard)
+        self.metrics = MetricsLog(self.files.metrics, tensorboard=cfg.run.tensorboard)
         self.table = _nb201_table(cfg) if self.space_name == "nb201" else None
         self._acc = _fresh()
 
     # -- construction ------------------------------------------------------------------------------------
     @classmethod
     def create(cls, cfg: Config, run_dir: Union[str, Path], data=None, **node: Any) -> "DifferentiableSearch":
-        run_dir = Path(run_dir)
-        if (run_dir / "checkpoints").exists() or (run_dir / "config.yaml").exists():
+        files = RunDir(run_dir)
+        run_dir = files.path
+        if files.is_taken():
             raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}` "
                               "or choose another run.dir")
         run = cls(cfg, run_dir, data, **node)
         run_dir.mkdir(parents=True, exist_ok=True)
         run._record_env("start")
-        dump_config(cfg, run_dir / "config.yaml")
+        dump_config(cfg, files.config)
         return run
 
     @classmethod
     def resume(cls, run_dir: Union[str, Path], data=None) -> "DifferentiableSearch":
-        run_dir = Path(run_dir)
-        if not (run_dir / "config.yaml").is_file():
-            raise RunDirError(f"{run_dir} is not a run directory (no config.yaml)")
-        folder = run_dir / "checkpoints"
-        if not (folder / "last.pt").exists() and not (folder / "prev.pt").exists():
-            run = cls(load_config(run_dir / "config.yaml"), run_dir, data)
+        files = RunDir(run_dir)
+        run_dir = files.path
+        files.require_run()
+        if not files.has_checkpoint():
+            run = cls(load_config(files.config), run_dir, data)
             run.metrics.truncate_after(0)
             run._record_env("restart (no checkpoint yet)")
             return run
-        state, source = load_checkpoint_from(folder)
+        state, source = load_checkpoint_from(files.checkpoints)
         if state.get("kind") != KIND or state.get("format") != FORMAT_VERSION:
             raise RunDirError(f"{source}: not a differentiable-search checkpoint of format {FORMAT_VERSION}")
-        run = cls(load_config(run_dir / "config.yaml"), run_dir, data, mask=state.get("mask"),
+        run = cls(load_config(files.config), run_dir, data, mask=state.get("mask"),
                   alpha_frozen_until=state.get("alpha_frozen_until", 0), node=state.get("node"))
         run.model.load_state_dict(state["model"])
         with torch.no_grad():
@@ -255,7 +257,7 @@ class DifferentiableSearch:
         return run
 
     def _record_env(self, event: str) -> None:
-        path = self.run_dir / "env.json"
+        path = self.files.env
         entries = json.loads(path.read_text()) if path.is_file() else []
         entries.append({"event": event, "step": self.step, "seed": self.cfg.seed, **environment(self.device)})
         atomic_write_bytes(path, (json.dumps(entries, indent=1) + "\n").encode())
@@ -266,7 +268,7 @@ class DifferentiableSearch:
                  "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(), "epoch_acc": dict(self._acc),
                  "mask": self.mask, "alpha_frozen_until": self.alpha_frozen_until, "node": self.node,
                  "param_names": [n for n, p in self.model.named_parameters() if p.requires_grad]}
-        save_checkpoint(self.run_dir / "checkpoints", state)
+        save_checkpoint(self.files.checkpoints, state)
 
     # -- one step ----------------------------------------------------------------------------------------
     def _noise(self, t: int, which: int) -> torch.Generator:
@@ -449,7 +451,7 @@ class DifferentiableSearch:
         truth = self.truth(arch)
         if truth is not None:
             result["truth"] = {"metric": "cifar10/test", "value": truth}
-        atomic_write_bytes(self.run_dir / "result.json", (json.dumps(result, indent=1) + "\n").encode())
+        atomic_write_bytes(self.files.result, (json.dumps(result, indent=1) + "\n").encode())
 
     @property
     def done(self) -> bool:

@@ -28,6 +28,7 @@ import torch
 
 from ..config import Config, dump_config, load_config
 from ..data import epoch_batches
+from ..run.rundir import RunDir
 from . import rng
 from .checkpoint import atomic_write_bytes, load_checkpoint_from
 from .differentiable import DifferentiableSearch, alpha_shape, derive
@@ -56,6 +57,7 @@ class GMSearch:
         if cfg.fewshot.method != "gm" or cfg.arch.method == "none":
             raise ValueError("GMSearch needs fewshot.method = gm and arch.method = darts or snas")
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.files = RunDir(self.run_dir)
         self.data = data if data is not None else load_data(cfg)
         self.splits = sorted(cfg.fewshot.split_epochs)
         if not self.splits or self.splits[0] < 1:
@@ -68,29 +70,31 @@ class GMSearch:
     # -- persistence -------------------------------------------------------------------------------------
     @classmethod
     def create(cls, cfg: Config, run_dir: Union[str, Path], data=None) -> "GMSearch":
-        run_dir = Path(run_dir)
-        if (run_dir / "gm.json").exists() or (run_dir / "config.yaml").exists():
+        files = RunDir(run_dir)
+        run_dir = files.path
+        if files.gm.exists() or files.config.exists():
             raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}`")
         run = cls(cfg, run_dir, data)
         run_dir.mkdir(parents=True, exist_ok=True)
-        run._save()
-        dump_config(cfg, run_dir / "config.yaml")
+        run._save()                                      # first: a folder with gm.json is a GM-NAS run
+        dump_config(cfg, files.config)
         return run
 
     @classmethod
     def resume(cls, run_dir: Union[str, Path], data=None) -> "GMSearch":
-        run_dir = Path(run_dir)
-        if not (run_dir / "gm.json").is_file():
-            raise RunDirError(f"{run_dir} is not a GM-NAS differentiable run (no gm.json)")
-        run = cls(load_config(run_dir / "config.yaml"), run_dir, data)
-        run.state = json.loads((run_dir / "gm.json").read_text())
+        files = RunDir(run_dir)
+        run_dir = files.path
+        if not files.gm.is_file():
+            raise RunDirError(f"{run_dir} is not a GM-NAS differentiable run (no {files.GM})")
+        run = cls(load_config(files.config), run_dir, data)
+        run.state = json.loads(files.gm.read_text())
         return run
 
     def _save(self) -> None:
-        atomic_write_bytes(self.run_dir / "gm.json", (json.dumps(self.state, indent=1) + "\n").encode())
+        atomic_write_bytes(self.files.gm, (json.dumps(self.state, indent=1) + "\n").encode())
 
     def node_dir(self, node: int) -> Path:
-        return self.run_dir / "nodes" / str(node)
+        return self.files.node(node).path
 
     # -- nodes -------------------------------------------------------------------------------------------
     def _node_cfg(self, leaf: dict) -> Config:
@@ -101,14 +105,14 @@ class GMSearch:
     def _open(self, leaf: dict) -> DifferentiableSearch:
         """The leaf's search: resumed from its checkpoint, else created (inheriting its parent's state if asked)."""
         folder = self.node_dir(leaf["id"])
-        if (folder / "checkpoints" / "last.pt").exists() or (folder / "checkpoints" / "prev.pt").exists():
+        if RunDir(folder).has_checkpoint():
             return DifferentiableSearch.resume(folder, data=self.data)
         if folder.exists():
             shutil.rmtree(folder)
         node = DifferentiableSearch.create(self._node_cfg(leaf), folder, data=self.data, mask=leaf["mask"],
                                            alpha_frozen_until=leaf.get("frozen", 0), node=leaf["id"])
         if leaf.get("inherit_from") is not None:
-            state, _ = load_checkpoint_from(self.node_dir(leaf["inherit_from"]) / "checkpoints")
+            state, _ = load_checkpoint_from(self.files.node(leaf["inherit_from"]).checkpoints)
             _inherit(node, state)
             node.save()
         return node
@@ -139,7 +143,7 @@ class GMSearch:
             self._halve()
         if not st["done"]:
             self._finish()
-        return json.loads((self.run_dir / "result.json").read_text())
+        return json.loads(self.files.result.read_text())
 
     def _spe(self) -> int:
         from ..data import num_batches
@@ -261,7 +265,7 @@ class GMSearch:
             result["truth"] = {"metric": "cifar10/test", "value": truth}
         if log is not None:
             result["projection_log"] = log
-        atomic_write_bytes(self.run_dir / "result.json", (json.dumps(result, indent=1) + "\n").encode())
+        atomic_write_bytes(self.files.result, (json.dumps(result, indent=1) + "\n").encode())
         st["done"] = True
         self._save()
 

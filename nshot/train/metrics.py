@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any, Union
 
+from ..run.rundir import RunDir
+
 
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
@@ -24,7 +26,7 @@ class MetricsLog:
         if tensorboard:
             from .tensorboard import TensorBoardLog, require
             require()   # fail when the run starts, not at the end of its first epoch
-            self.tensorboard = TensorBoardLog(self.path.parent / "tensorboard")
+            self.tensorboard = TensorBoardLog(RunDir(self.path.parent).tensorboard)
 
     def write(self, record: dict[str, Any]) -> None:
         try:

@@ -10,6 +10,7 @@ import torch
 
 from .. import spaces
 from ..config import Config
+from ..run.rundir import RunDir
 from .env import environment, resolve_device
 from .metrics import MetricsLog
 from .standalone import StandaloneConfig, train_standalone
@@ -45,15 +46,16 @@ def standalone_settings(args: Any, cfg: Config) -> dict[str, Any]:
 def train_arch(arch: str, cfg: Config, sa: StandaloneConfig, run_dir: Union[str, Path],
                source_run: Optional[Path] = None) -> dict:
     """Train ``arch`` stand-alone on ``cfg``'s data; writes RUN/result.json and RUN/metrics.jsonl."""
-    run_dir = Path(run_dir)
-    if (run_dir / "result.json").exists():
+    files = RunDir(run_dir)
+    run_dir = files.path
+    if files.result.exists():
         raise RunDirError(f"{run_dir} already holds a result; choose another --run-dir")
     device = resolve_device(cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     train, evald = load_data(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = MetricsLog(run_dir / "metrics.jsonl", tensorboard=cfg.run.tensorboard)
+    log = MetricsLog(files.metrics, tensorboard=cfg.run.tensorboard)
     t0 = time.time()
 
     def on_epoch(epoch: int, lr: float) -> None:
@@ -74,5 +76,5 @@ def train_arch(arch: str, cfg: Config, sa: StandaloneConfig, run_dir: Union[str,
                            "split_file": cfg.data.split_file},
               "source_run": str(source_run) if source_run else None, "seconds": time.time() - t0,
               "env": environment(device)}
-    (run_dir / "result.json").write_text(json.dumps(result, indent=1))
+    files.result.write_text(json.dumps(result, indent=1))
     return result

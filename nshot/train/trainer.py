@@ -187,7 +187,7 @@ class Trainer:
         cfg = check_supernet_state(state, source, overrides)
         trainer = cls(cfg, run_dir, data, SubSpace.from_state(state))
         trainer.load_state(state)
-        trainer._keep_previous = source.name != "prev.pt"
+        trainer._keep_previous = source.name != RunDir.PREV
         if trainer.dist.is_main:
             trainer.metrics.truncate_after(trainer.step)
         if overrides and trainer.dist.is_main:
