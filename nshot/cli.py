@@ -19,6 +19,16 @@ train.checkpoint_every_steps, train.log_every_steps, run.progress, run.tensorboa
 train.executor (run.tensorboard=true on a resume also writes the epochs already logged)."""
 
 
+def _choices():
+    """The registered search strategies and scoring probes, read without importing the plug-ins (no torch)."""
+    from .registry import ChainChoices, RegistryChoices
+    return (RegistryChoices("nshot.search", "STRATEGIES", package=True),
+            ChainChoices(("classifier",), RegistryChoices("nshot.score", "PROBES", package=True), ("shared-linear",)))
+
+
+STRATEGY_CHOICES, PROBE_CHOICES = _choices()
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nshot", description="N-shot neural architecture search with weight-sharing supernets.")
     from . import __version__
@@ -64,11 +74,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="architectures per forward pass (every op runs, weighted per architecture; BN statistics "
                         "per architecture and batch: the same scores; default 1; batch-BN classifier scoring only)")
 
-    s = sub.add_parser("search", help="search a run's supernet (exhaustive, random, evolution, tree)",
+    s = sub.add_parser("search", help=f"search a run's supernet ({', '.join(STRATEGY_CHOICES)})",
                        description="Search the architectures of a run's supernet; fitness = supernet accuracy on the "
                                    "held-out split (cached in RUN/scores.csv). Writes RUN/search.json.")
     s.add_argument("run_dir")
-    s.add_argument("--strategy", default="evolution", choices=["exhaustive", "random", "evolution", "tree"],
+    s.add_argument("--strategy", default="evolution", choices=STRATEGY_CHOICES,
                    help="tree: LaNAS-style partition tree (Pi-NAS's search; see docs/methods.md)")
     s.add_argument("--budget", type=_positive_int, help="distinct architectures to evaluate (random, tree: required; tree counts "
                                                              "cached ones too, so a rerun retraces the search)")
@@ -151,16 +161,9 @@ def _positive_int(text: str) -> int:
 
 def evolution_defaults(population: int, parents: Optional[int] = None, mutants: Optional[int] = None,
                        crossovers: Optional[int] = None) -> dict[str, int]:
-    """SPOS's proportions at any population (50 -> 10 parents, 25 mutants, 25 crossovers); given values are kept,
-    and mutants + crossovers more than the population is refused in the CLI's words."""
-    parents = parents if parents is not None else min(population, max(2, population // 5))
-    mutants = mutants if mutants is not None else population // 2
-    crossovers = crossovers if crossovers is not None else population // 2
-    if mutants + crossovers > population:
-        raise ValueError(f"--mutants {mutants} + --crossovers {crossovers} must be at most --population {population}")
-    if parents > population:
-        raise ValueError(f"--parents {parents} must be at most --population {population}")
-    return {"parents": parents, "mutants": mutants, "crossovers": crossovers}
+    """SPOS's proportions at any population (:func:`nshot.search.strategies.evolution_defaults`)."""
+    from .search.strategies import evolution_defaults as defaults
+    return defaults(population, parents, mutants, crossovers)
 
 
 def _at_least(low: int):
@@ -225,7 +228,7 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                    help="BN mode: batch statistics (default) or running statistics re-calibrated per architecture")
     p.add_argument("--recal-batches", type=_positive_int, default=10, help="training batches for --bn recal (default 10)")
     p.add_argument("--eval-images", type=_positive_int, help="score on the first N held-out images only")
-    p.add_argument("--probe", choices=["classifier", "knn", "linear", "shared-linear"],
+    p.add_argument("--probe", choices=PROBE_CHOICES,
                    help="what scores a path: the supernet's classifier head, or a labelled probe on its frozen "
                         "features (knn: weighted 20-NN vote; linear: ridge least squares per path; shared-linear: "
                         "one linear head trained once under uniformly sampled paths, cached in RUN/probes/). "
@@ -268,13 +271,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     constraint = None
     if args.max_params is not None or args.max_flops is not None:
         constraint = Constraint(max_params=args.max_params, max_flops=args.max_flops)
-    extra = {}
-    if args.strategy == "evolution":
-        extra = dict(population=args.population, generations=args.generations, mutation_prob=args.mutation_prob,
-                     **evolution_defaults(args.population, args.parents, args.mutants, args.crossovers))
-    elif args.strategy == "tree":
-        extra = dict(init_samples=args.init_samples, batch_size=args.tree_batch, leaf_size=args.leaf_size,
-                     max_depth=args.max_depth, ucb_c=args.ucb_c)
+    from .search import cli_options, get_strategy
+    extra = cli_options(get_strategy(args.strategy), args)   # the strategy's own options
     from .search.run_search import format_search, search_run
     out = search_run(args.run_dir, args.strategy, budget=args.budget, constraint=constraint, top_k=args.top_k,
                      seed=args.seed, bn_mode=args.bn, recal_batches=args.recal_batches,

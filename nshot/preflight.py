@@ -111,7 +111,8 @@ def check_rank(args: Namespace) -> None:
 def check_search(args: Namespace) -> None:
     """``nshot search``: the run, the strategy's required options, the ground-truth table if one is asked for."""
     cfg = scorable_config(args.run_dir)
-    if args.strategy in ("random", "tree") and args.budget is None:
+    from .search import get_strategy, needs_budget   # pure Python/numpy
+    if needs_budget(get_strategy(args.strategy)) and args.budget is None:
         raise UsageError(f"--strategy {args.strategy} needs --budget (the number of distinct architectures to "
                          "evaluate)")
     if args.benchmark is not None:

@@ -1,4 +1,4 @@
-"""Registries: name -> plug-in (samplers, LR policies, optimizers, objectives), and the config choices read from
+"""Registries: name -> plug-in (samplers, LR policies, optimizers, objectives, search strategies, probes, networks), and the config choices read from
 them. Pure Python (no torch): ``nshot.config`` uses :class:`RegistryChoices` without importing the plug-ins
 until a value is checked.
 """
@@ -44,22 +44,29 @@ class RegistryChoices(Sequence[str]):
     a registry not filled by ``register`` calls, e.g. the spaces', is imported; ``tests/test_registry_choices.py``
     holds the two readings equal)."""
 
-    def __init__(self, module: str, attr: str):
-        self.module, self.attr = module, attr
+    def __init__(self, module: str, attr: str, package: bool = False):
+        self.module, self.attr, self.package = module, attr, package
 
     def live_names(self) -> list[str]:
         """The names of the imported registry (imports the plug-ins' module)."""
         reg = getattr(importlib.import_module(self.module), self.attr)
-        return list(reg() if callable(reg) and not isinstance(reg, dict) else reg)
+        names = list(reg() if callable(reg) and not isinstance(reg, dict) else reg)
+        return sorted(names) if self.package else names
 
     def source_names(self) -> list[str]:
-        """The names registered in the module's source (``ATTR.register("name")``), without importing it."""
+        """The names registered in the module's source (``ATTR.register("name")``), without importing it. With
+        ``package``, the plug-ins are files of the package ``module`` (each registers itself in its own file,
+        the package's ``__init__`` imports them): every ``.py`` file of its folder is read, names sorted."""
         root, *parts = self.module.split(".")
         base = Path(importlib.import_module(root).__file__).parent
         path = base.joinpath(*parts).with_suffix(".py")
         if not path.is_file():
             path = base.joinpath(*parts, "__init__.py")
         pattern = r"\b" + re.escape(self.attr) + r"""\.register\(\s*["']([^"']+)["']"""
+        if self.package:   # registration lines only (not a docstring's example)
+            pattern = r"^[ \t]*@?" + pattern[2:]
+            return sorted(n for f in sorted(path.parent.glob("*.py"))
+                          for n in re.findall(pattern, f.read_text(), re.MULTILINE))
         return re.findall(pattern, path.read_text())
 
     def _names(self) -> list[str]:
@@ -83,3 +90,29 @@ class RegistryChoices(Sequence[str]):
 
     def __repr__(self) -> str:
         return f"RegistryChoices({self.module}.{self.attr})"
+
+
+class ChainChoices(Sequence[str]):
+    """Fixed names around registered ones, read lazily (e.g. the ``--probe`` choices: ``classifier``, the
+    registered bank probes, ``shared-linear``)."""
+
+    def __init__(self, *parts: Sequence[str]):
+        self.parts = parts
+
+    def _names(self) -> list[str]:
+        return [n for part in self.parts for n in part]
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __repr__(self) -> str:
+        return f"ChainChoices{self.parts!r}"

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..spaces.bottleneck import CANDIDATES, EXPANSION, BottleneckSpace, attention_width, group_width
 from .mbconv import check_candidates, path_names
+from .builders import STANDALONE, SUPERNETS
 from .ops import STANDALONE_BN, BNConfig
 
 
@@ -118,12 +119,14 @@ class BottleneckNetwork(nn.Module):
         return {n for n, _ in self.named_parameters() if n.startswith(prefix)}
 
 
+@SUPERNETS.register("bottleneck")
 def bottleneck_supernet(candidates: Optional[Sequence[Sequence[int]]] = None, bn: BNConfig = BNConfig(),
                         **options) -> BottleneckNetwork:
     """Weight-sharing bottleneck supernet (all four candidates in every block unless ``candidates`` restricts)."""
     return BottleneckNetwork(candidates, bn=bn, **options)
 
 
+@STANDALONE.register("bottleneck")
 def bottleneck_standalone(arch: str, bn: BNConfig = STANDALONE_BN, **options) -> BottleneckNetwork:
     """Stand-alone network of one architecture (affine BN with running statistics)."""
     space = BottleneckSpace(**{k: v for k, v in options.items() if k in BottleneckSpace.space_options})

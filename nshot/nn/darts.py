@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spaces import darts as space
+from .builders import STANDALONE, SUPERNETS
 from .ops import STANDALONE_BN, BNConfig
 
 
@@ -303,6 +304,7 @@ class DartsNetwork(nn.Module):
         return (logits, aux) if aux is not None else logits
 
 
+@SUPERNETS.register("darts")
 def darts_supernet(C: int = 16, N: int = 2, num_classes: int = 10, in_channels: int = 3, bn: BNConfig = BNConfig(),
                    candidates: Optional[Sequence[Sequence[int]]] = None,
                    resolution: Optional[int] = None) -> DartsSupernet:
@@ -310,6 +312,7 @@ def darts_supernet(C: int = 16, N: int = 2, num_classes: int = 10, in_channels: 
     return DartsSupernet(C, N, num_classes, in_channels, bn, candidates)
 
 
+@STANDALONE.register("darts")
 def darts_standalone(arch: str, C: int = 36, N: int = 6, num_classes: int = 10, in_channels: int = 3,
                      bn: BNConfig = STANDALONE_BN, auxiliary: bool = True,
                      resolution: Optional[int] = None) -> DartsNetwork:

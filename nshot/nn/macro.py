@@ -12,6 +12,7 @@ from torch import nn
 
 from ..spaces.macro import HEAD_WIDTH, RESOLUTION, STEM_WIDTH, WIDTHS, MacroSpace
 from .mbconv import LayerwiseNetwork
+from .builders import STANDALONE, SUPERNETS
 from .ops import BNConfig
 
 # The benchmark's stand-alone BN: affine, running statistics with PyTorch's default momentum.
@@ -33,12 +34,14 @@ def macro_network(candidates: Optional[Sequence[Sequence[int]]] = None, stem_wid
                             head_width, num_classes, bn, fixed_arch=fixed_arch)
 
 
+@SUPERNETS.register("macro")
 def macro_supernet(candidates: Optional[Sequence[Sequence[int]]] = None, bn: BNConfig = BNConfig(),
                    **shape) -> LayerwiseNetwork:
     """Weight-sharing NAS-Bench-Macro supernet (all choices in every layer unless ``candidates`` restricts)."""
     return macro_network(candidates, bn=bn, **shape)
 
 
+@STANDALONE.register("macro")
 def macro_standalone(arch: str, bn: BNConfig = MACRO_STANDALONE_BN, **shape) -> LayerwiseNetwork:
     """Stand-alone network of one architecture (the benchmark's BN: affine, running statistics)."""
     choice = MacroSpace().decode(arch)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..spaces import nb201 as space
+from .builders import STANDALONE, SUPERNETS
 from .ops import STANDALONE_BN, BNConfig, ResNetReduction, make_nb201_op
 from .weighted import path_stats, weighted_add
 
@@ -154,6 +155,7 @@ class NB201Network(nn.Module):
         return out
 
 
+@SUPERNETS.register("nb201")
 def nb201_supernet(C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3,
                    bn: BNConfig = BNConfig(), candidates: Optional[Sequence[Sequence[int]]] = None) -> NB201Network:
     """Weight-sharing NB201 supernet (all ops on every edge unless ``candidates`` restricts them)."""
@@ -161,6 +163,7 @@ def nb201_supernet(C: int = 16, N: int = 5, num_classes: int = 10, in_channels: 
     return NB201Network(cand, C, N, num_classes, in_channels, bn)
 
 
+@STANDALONE.register("nb201")
 def nb201_standalone(arch: str, C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3,
                      bn: BNConfig = STANDALONE_BN) -> NB201Network:
     """Stand-alone network of one cell (NB201 benchmark settings: affine BN with running statistics)."""

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..spaces.proxyless import ProxylessSpace
 from .mbconv import LayerwiseNetwork, MBConv
+from .builders import STANDALONE, SUPERNETS
 from .ops import STANDALONE_BN, BNConfig
 
 
@@ -37,12 +38,14 @@ def proxyless_network(candidates: Optional[Sequence[Sequence[int]]] = None, num_
                             fixed_arch=fixed_arch)
 
 
+@SUPERNETS.register("proxyless")
 def proxyless_supernet(candidates: Optional[Sequence[Sequence[int]]] = None, bn: BNConfig = BNConfig(),
                        **options) -> LayerwiseNetwork:
     """Weight-sharing proxyless supernet (every choice in every layer unless ``candidates`` restricts)."""
     return proxyless_network(candidates, bn=bn, **options)
 
 
+@STANDALONE.register("proxyless")
 def proxyless_standalone(arch: str, bn: BNConfig = STANDALONE_BN, **options) -> LayerwiseNetwork:
     """Stand-alone network of one architecture (affine BN with running statistics)."""
     space = ProxylessSpace(**{k: v for k, v in options.items() if k in ProxylessSpace.space_options})

@@ -5,6 +5,10 @@ pooled features separate the classes, not by a classifier head that label-free t
   held-out image among the features of a labelled *bank* of training images.
 - :func:`linear_probe_accuracy`: a least-squares (ridge) linear classifier fitted in closed form on the bank's
   standardised features: deterministic, one solve per path, no hyper-parameter schedule.
+
+Probes are registered by name in :data:`PROBES` (``@PROBES.register("name")`` on a function
+``predict(bank, bank_labels, query, num_classes) -> classes``, here or in its own file of ``nshot/score/``
+imported by ``nshot/score/__init__.py``); ``--probe`` and the scorer accept every registered name.
 """
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
-PROBES = ("knn", "linear")
+from ..registry import Registry
+
+PROBES = Registry("probe")
 
 
 def bank_indices(n: int, k: int, seed: int) -> torch.Tensor:
@@ -29,6 +35,7 @@ def extract_features(features: Callable[[torch.Tensor], torch.Tensor], batches: 
     return torch.cat([features(x).float() for x in batches])
 
 
+@PROBES.register("knn")
 @torch.no_grad()
 def knn_predict(bank: torch.Tensor, bank_labels: torch.Tensor, query: torch.Tensor, num_classes: int, k: int = 20,
                 temperature: float = 0.07, chunk: int = 1024) -> torch.Tensor:
@@ -55,6 +62,7 @@ def knn_accuracy(bank: torch.Tensor, bank_labels: torch.Tensor, query: torch.Ten
     return 100.0 * float((pred == query_labels).float().mean())
 
 
+@PROBES.register("linear")
 @torch.no_grad()
 def linear_probe_predict(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, num_classes: int,
                          ridge: float = 1e-3) -> torch.Tensor:
@@ -80,12 +88,8 @@ def linear_probe_accuracy(train_f: torch.Tensor, train_y: torch.Tensor, test_f: 
 
 def probe_predict(probe: str, bank: torch.Tensor, bank_labels: torch.Tensor, query: torch.Tensor,
                   num_classes: int) -> torch.Tensor:
-    """Predicted classes of ``query`` by the named probe (``knn`` or ``linear``) fitted on the bank."""
-    if probe == "knn":
-        return knn_predict(bank, bank_labels, query, num_classes)
-    if probe == "linear":
-        return linear_probe_predict(bank, bank_labels, query, num_classes)
-    raise ValueError(f"unknown probe {probe!r}; available: {', '.join(PROBES)}")
+    """Predicted classes of ``query`` by the named probe (``knn``, ``linear``, ...) fitted on the bank."""
+    return PROBES.get(probe)(bank, bank_labels, query, num_classes)
 
 
 def probe_accuracy(probe: str, bank: torch.Tensor, bank_labels: torch.Tensor, query: torch.Tensor,

@@ -37,6 +37,7 @@ from typing import Iterable, Iterator, Optional, Sequence, Union
 import torch
 
 from ..data import ImageData, epoch_batches, eval_input, normalize
+from ..registry import ChainChoices
 from ..run import atomic_write_bytes
 from ..train.progress import Progress
 from .bn import batch_stats_mode, grouped_batch_stats, recalibrate, running_stats_mode
@@ -51,7 +52,7 @@ _KEY_FIELDS = ["bn_mode", "recal_batches", "eval_images", "step", "seed", "equiv
 _OLD_FIELDS = ["arch", "score", "bn_mode", "recal_batches", "eval_images", "step", "seed"]   # before dedup
 _FIELDS_NO_PROBE = ["arch", "score", *_KEY_FIELDS[:-1], "representative"]                    # before probes
 _FIELDS = ["arch", "score", *_KEY_FIELDS, "representative"]
-PROBE_MODES = ("classifier", *PROBES, "shared-linear")
+PROBE_MODES = ChainChoices(("classifier",), PROBES, ("shared-linear",))   # the registered probes, read when used
 AUTO_PHYSICAL_BATCH = 2048   # images per forward pass that batch_group=None aims at on CUDA
 AUTO_SYNC_EVERY = 32         # architectures per host sync that sync_every=None gives on CUDA
 

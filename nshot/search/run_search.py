@@ -1,6 +1,7 @@
 """`nshot search`: search a trained run's supernet; fitness = supernet score (cached in RUN/scores.csv)."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Optional, Union
 
@@ -26,7 +27,7 @@ def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: O
 
     With ``benchmark``, the ground truth of the best architectures is looked up and reported too.
     """
-    from . import get_strategy
+    from . import get_strategy, needs_budget, progress_steps
 
     run = load_run(run_dir, device, threads=threads)
     space = spaces.for_config(run.cfg)
@@ -45,19 +46,18 @@ def search_run(run_dir: Union[str, Path], strategy: str = "evolution", budget: O
     kwargs = dict(strategy_kwargs)
     if constraint is not None:
         kwargs["constraint"] = constraint
+    if needs_budget(fn) and budget is None:
+        raise ValueError(f"{strategy} search needs --budget (number of distinct architectures to evaluate)")
+    takes = inspect.signature(fn).parameters
+    call = {**({"rng": rng} if "rng" in takes else {}), **({"budget": budget} if "budget" in takes else {})}
+    steps = progress_steps(fn, kwargs)
     bar = None
-    if strategy == "exhaustive":
-        result = fn(space, fitness, top_k=top_k, **kwargs)
-    elif strategy in ("random", "tree"):
-        if budget is None:
-            raise ValueError(f"{strategy} search needs --budget (number of distinct architectures to evaluate)")
-        result = fn(space, fitness, budget, rng, top_k=top_k, **kwargs)
-    else:
-        generations = kwargs.get("generations", 20)
-        bar = Progress(generations, mode=progress, desc="evolution", log_every=1)
+    if steps is not None:
+        bar = Progress(steps, mode=progress, desc=strategy, log_every=1)
         kwargs["progress"] = lambda info: bar.update(1, {"best": f"{info.get('best', float('nan')):.2f}",
                                                          "evals": info.get("evaluations")})
-        result = fn(space, fitness, rng, budget=budget, top_k=top_k, **kwargs)
+    result = fn(space, fitness, top_k=top_k, **call, **kwargs)
+    if bar is not None:
         bar.close()
     out = result.to_dict()
     best = []

@@ -12,15 +12,65 @@ further). Ties in fitness are broken by evaluation order (first evaluated wins).
 """
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
+from ..registry import Registry
 from ..spaces import Arch, SearchSpace, as_rng
 from .constraint import Constraint
 from .fitness import CachedFitness, as_cached
 from .result import SearchResult
 
 Progress = Optional[Callable[[dict], None]]
+
+STRATEGIES = Registry("search strategy")
+"""name -> search function ``fn(space, fitness, *, rng, budget, top_k, constraint, progress, ...)`` (``rng`` and
+``budget`` only if it takes them; ``budget`` without a default makes ``--budget`` required). Each strategy is
+registered in its own file with ``@STRATEGIES.register("name")``; :func:`command_line` says what ``nshot search``
+passes it."""
+
+
+def command_line(options: Optional[Callable[[Any], dict]] = None,
+                 progress: Optional[Callable[[dict], int]] = None) -> Callable:
+    """How ``nshot search`` runs a strategy: ``options(args)`` its keyword arguments from the command's options
+    (default none), ``progress(kwargs)`` the number of ``progress`` calls it makes (a progress bar; default none)."""
+    def add(fn):
+        fn.cli_options, fn.progress_steps = options, progress
+        return fn
+    return add
+
+
+def cli_options(fn: Callable, args) -> dict:
+    """The strategy's keyword arguments from the ``nshot search`` options ``args``."""
+    options = getattr(fn, "cli_options", None)
+    return options(args) if options is not None else {}
+
+
+def progress_steps(fn: Callable, kwargs: dict) -> Optional[int]:
+    """How many ``progress`` calls the strategy makes with ``kwargs`` (None: no progress bar)."""
+    steps = getattr(fn, "progress_steps", None)
+    return steps(kwargs) if steps is not None else None
+
+
+def needs_budget(fn: Callable) -> bool:
+    """Whether the strategy requires a budget (a ``budget`` parameter without a default)."""
+    p = inspect.signature(fn).parameters.get("budget")
+    return p is not None and p.default is inspect.Parameter.empty
+
+
+def evolution_defaults(population: int, parents: Optional[int] = None, mutants: Optional[int] = None,
+                       crossovers: Optional[int] = None) -> dict[str, int]:
+    """SPOS's proportions at any population (50 -> 10 parents, 25 mutants, 25 crossovers); given values are kept,
+    and mutants + crossovers more than the population is refused in the CLI's words."""
+    parents = parents if parents is not None else min(population, max(2, population // 5))
+    mutants = mutants if mutants is not None else population // 2
+    crossovers = crossovers if crossovers is not None else population // 2
+    if mutants + crossovers > population:
+        raise ValueError(f"--mutants {mutants} + --crossovers {crossovers} must be at most --population {population}")
+    if parents > population:
+        raise ValueError(f"--parents {parents} must be at most --population {population}")
+    return {"parents": parents, "mutants": mutants, "crossovers": crossovers}
 
 
 def _rank_key(f: float) -> float:
@@ -138,6 +188,7 @@ def _finish(strategy: str, state: _State, top_k: int, history: list[dict], info:
 
 
 # ---------------------------------------------------------------------------------------------------------
+@STRATEGIES.register("exhaustive")
 def exhaustive_search(space: SearchSpace, fitness, constraint: Optional[Constraint] = None, top_k: int = 10,
                       progress: Progress = None, batch_size: int = 1024) -> SearchResult:
     """Evaluate every architecture of ``space`` that satisfies ``constraint``, in ``enumerate()`` order.
@@ -165,6 +216,7 @@ def exhaustive_search(space: SearchSpace, fitness, constraint: Optional[Constrai
     return _finish("exhaustive", state, top_k, history, {"candidates": len(archs), "stop": "done"})
 
 
+@STRATEGIES.register("random")
 def random_search(space: SearchSpace, fitness, budget: int, rng=None, constraint: Optional[Constraint] = None,
                   top_k: int = 10, batch_size: int = 50, max_tries: int = 100,
                   progress: Progress = None) -> SearchResult:
@@ -207,6 +259,13 @@ def random_search(space: SearchSpace, fitness, budget: int, rng=None, constraint
                    {"budget": budget, "batch_size": batch_size, "stop": stop})
 
 
+def _evolution_options(args) -> dict:
+    return dict(population=args.population, generations=args.generations, mutation_prob=args.mutation_prob,
+                **evolution_defaults(args.population, args.parents, args.mutants, args.crossovers))
+
+
+@STRATEGIES.register("evolution")
+@command_line(options=_evolution_options, progress=lambda kwargs: kwargs.get("generations", 20))
 def evolution_search(space: SearchSpace, fitness, rng=None, population: int = 50, generations: int = 20,
                      parents: int = 10, mutants: int = 25, crossovers: int = 25, mutation_prob: float = 0.1,
                      constraint: Optional[Constraint] = None, top_k: int = 10, budget: Optional[int] = None,
@@ -309,15 +368,9 @@ def evolution_search(space: SearchSpace, fitness, rng=None, population: int = 50
     return _finish("evolution", state, top_k, history, info)
 
 
-STRATEGIES: dict[str, Callable[..., SearchResult]] = {
-    "exhaustive": exhaustive_search,
-    "random": random_search,
-    "evolution": evolution_search,
-}
-
-
 def get_strategy(name: str) -> Callable[..., SearchResult]:
-    """The search function registered as ``name`` (``exhaustive``, ``random``, ``evolution``, ``tree``)."""
+    """The search function registered as ``name`` in :data:`STRATEGIES` (``exhaustive``, ``random``, ``evolution``,
+    ``tree``, ...)."""
     try:
         return STRATEGIES[name]
     except (KeyError, TypeError):

@@ -33,7 +33,7 @@ import numpy as np
 from ..spaces import Arch, SearchSpace, as_rng
 from .constraint import Constraint
 from .result import SearchResult
-from .strategies import Progress, _check_int, _finish, _rank_key, _State
+from .strategies import STRATEGIES, Progress, _check_int, _finish, _rank_key, _State, command_line
 
 
 def one_hot(space: SearchSpace, archs: list[Arch]) -> np.ndarray:
@@ -106,6 +106,13 @@ def select_leaf(root: Node, z: np.ndarray, c: float) -> Node:
     return node
 
 
+def _tree_options(args) -> dict:
+    return dict(init_samples=args.init_samples, batch_size=args.tree_batch, leaf_size=args.leaf_size,
+                max_depth=args.max_depth, ucb_c=args.ucb_c)
+
+
+@STRATEGIES.register("tree")
+@command_line(options=_tree_options)
 def tree_search(space: SearchSpace, fitness, budget: int, rng=None, constraint: Optional[Constraint] = None,
                 top_k: int = 10, init_samples: int = 50, batch_size: int = 8, leaf_size: int = 10,
                 max_depth: int = 5, ucb_c: float = 0.5, ridge: float = 1e-3, max_tries: int = 100,

@@ -48,6 +48,23 @@ class SearchSpace(ABC):
     #: ``num_params``/``flops`` and to the network builders (NB201: ``C``, ``N``).
     shape_options: tuple[str, ...] = ()
 
+    @classmethod
+    def check_model_options(cls, model: Any) -> None:
+        """The config's hook (``Config.validate``): refuse ``model.*`` options this space does not take, or
+        values it cannot use, with a ValueError naming the key (the config adds the space's name). The default
+        refuses an option that is set (not null) but is neither a ``space_options`` nor a ``shape_options`` key
+        (options with a value by default, like NB201's ``C``/``N``, are always present); a space with rules of
+        its own overrides this and calls ``super()``. Building the space from the options (its constructor's
+        checks) and sizing one architecture follow in the config."""
+        used = set(cls.space_options) | set(cls.shape_options)
+        if not dataclasses.is_dataclass(model):
+            return
+        for f in dataclasses.fields(model):
+            if f.default is None and getattr(model, f.name) is not None and f.name not in used:
+                takes = ", ".join(f"model.{k}" for k in (*cls.space_options, *cls.shape_options) if k not in ("C", "N"))
+                raise ValueError(f"model.{f.name} is not an option of search space {cls.name!r} (leave it null); "
+                                 f"{cls.name} takes {takes or 'none of the MobileNet options'}")
+
     @property
     def options(self) -> dict[str, Any]:
         """The constructor arguments of this instance (``get(self.name, **self.options)`` rebuilds it)."""
@@ -195,20 +212,9 @@ def _picked(model: Any, keys: Sequence[str]) -> dict[str, Any]:
 
 
 def check_model_options(name: str, model: Any) -> None:
-    """Refuse a ``model.*`` option that is set (not null) but that space ``name`` does not take.
-
-    Only options whose config default is null are checked (options with a value by default, like NB201's
-    ``C``/``N``, are always present). ValueError naming the key and the space's own options.
-    """
-    cls = _space_class(name)
-    used = set(cls.space_options) | set(cls.shape_options)
-    if not dataclasses.is_dataclass(model):
-        return
-    for f in dataclasses.fields(model):
-        if f.default is None and getattr(model, f.name) is not None and f.name not in used:
-            takes = ", ".join(f"model.{k}" for k in (*cls.space_options, *cls.shape_options) if k not in ("C", "N"))
-            raise ValueError(f"model.{f.name} is not an option of search space {name!r} (leave it null); "
-                             f"{name} takes {takes or 'none of the MobileNet options'}")
+    """Refuse ``model.*`` options space ``name`` does not take: the space's own hook,
+    :meth:`SearchSpace.check_model_options`. ValueError naming the key and the space's own options."""
+    _space_class(name).check_model_options(model)
 
 
 def for_config(cfg: Any) -> SearchSpace:

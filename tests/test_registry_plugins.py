@@ -1,0 +1,106 @@
+"""Search strategies, scoring probes and networks are registered by name: the ``nshot search --strategy`` and
+``--probe`` choices come from the registries (read from source before the plug-ins are imported, so building
+the parser imports no torch), a registered plug-in is picked up, and every space has its networks."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from nshot import spaces
+from nshot.cli import PROBE_CHOICES, STRATEGY_CHOICES, _parser
+from nshot.nn import STANDALONE, SUPERNETS
+from nshot.score import PROBES
+from nshot.score.probe import probe_predict
+from nshot.score.scorer import PROBE_MODES
+from nshot.search import STRATEGIES, CachedFitness, cli_options, get_strategy, needs_budget
+from tests.helpers import REPO
+
+
+def _choices(command: str, option: str) -> list[str]:
+    parser = _parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    action = next(a for a in sub.choices[command]._actions if option in a.option_strings)
+    return list(action.choices)
+
+
+def test_cli_choices_are_the_registered_names():
+    assert _choices("search", "--strategy") == sorted(STRATEGIES) == ["evolution", "exhaustive", "random", "tree"]
+    assert _choices("search", "--probe") == _choices("rank", "--probe") == ["classifier", *PROBES, "shared-linear"]
+    assert list(PROBES) == ["knn", "linear"] and list(PROBE_MODES) == _choices("rank", "--probe")
+    for choices in (STRATEGY_CHOICES, PROBE_CHOICES.parts[1]):
+        assert choices.source_names() == choices.live_names()
+
+
+def test_building_the_parser_and_checking_a_choice_imports_no_torch():
+    snippet = ("import sys\nfrom nshot.cli import _parser\n"
+               "args = _parser().parse_args(['search', 'RUN', '--strategy', 'tree', '--probe', 'knn'])\n"
+               "print(args.strategy, args.probe, 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["tree", "knn", "False"]
+
+
+def test_a_registered_strategy_is_picked_up():
+    @STRATEGIES.register("first")
+    def first_search(space, fitness, budget, rng=None, top_k=10, constraint=None):
+        return get_strategy("random")(space, fitness, budget, rng, top_k=top_k, constraint=constraint)
+    try:
+        assert "first" in _choices("search", "--strategy")
+        args = _parser().parse_args(["search", "RUN", "--strategy", "first", "--budget", "3"])
+        fn = get_strategy(args.strategy)
+        assert fn is first_search and needs_budget(fn) and cli_options(fn, args) == {}
+        space = spaces.get("nb201")
+        res = fn(space, CachedFitness(lambda a: float(len(a))), 3, np.random.default_rng(0))
+        assert res.evaluations == 3
+    finally:
+        del STRATEGIES["first"]
+    assert "first" not in _choices("search", "--strategy")
+    assert not needs_budget(get_strategy("evolution")) and needs_budget(get_strategy("tree"))
+
+
+def test_a_registered_probe_is_picked_up():
+    @PROBES.register("nearest-mean")
+    def nearest_mean(bank, bank_labels, query, num_classes):
+        means = torch.stack([bank[bank_labels == c].mean(0) for c in range(num_classes)])
+        return torch.cdist(query, means).argmin(1)
+    try:
+        assert "nearest-mean" in _choices("rank", "--probe") and "nearest-mean" in PROBE_MODES
+        bank = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+        pred = probe_predict("nearest-mean", bank, torch.tensor([0, 0, 1, 1]), torch.tensor([[4.0, 4.0]]), 2)
+        assert pred.tolist() == [1]
+    finally:
+        del PROBES["nearest-mean"]
+    assert "nearest-mean" not in PROBE_MODES
+    with pytest.raises(ValueError, match="unknown probe 'nearest-mean'; available: knn, linear"):
+        probe_predict("nearest-mean", bank, torch.tensor([0, 0, 1, 1]), bank, 2)
+
+
+def test_every_space_has_its_networks():
+    assert set(spaces.available()) == set(SUPERNETS) == set(STANDALONE)
+
+
+# -- model options: each space checks its own ------------------------------------------------------------------
+def test_every_shipped_config_loads():
+    from nshot.config import load_config
+    paths = sorted((REPO / "configs").rglob("*.yaml"))
+    assert len(paths) >= 20
+    for path in paths:
+        load_config(path)
+
+
+def test_a_space_checks_its_own_model_options(monkeypatch):
+    from nshot.config import ConfigError, load_config
+    with pytest.raises(ConfigError, match="space 'nb201'.*model.widths is not an option of search space 'nb201'"):
+        load_config(None, ["model.widths=[8, 16]"])
+
+    def no_wide_cells(cls, model):
+        if model.C > 32:
+            raise ValueError(f"model.C = {model.C} is too wide for this test")
+    monkeypatch.setattr(spaces.NB201Space, "check_model_options", classmethod(no_wide_cells))
+    load_config(None, ["model.C=32"])
+    with pytest.raises(ConfigError, match="model options for space 'nb201': model.C = 64 is too wide"):
+        load_config(None, ["model.C=64"])
