@@ -36,7 +36,26 @@ class Registry(dict):
             raise ValueError(f"unknown {self.kind} {name!r}; available: {', '.join(self)}") from None
 
 
-class RegistryChoices(Sequence[str]):
+class _LazyNames(Sequence[str]):
+    """A sequence of names computed each time it is read (``_names``), so that it follows a live registry."""
+
+    def _names(self) -> list[str]:
+        raise NotImplementedError
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+
+class RegistryChoices(_LazyNames):
     """The names in a registry as a lazy sequence: a config field's allowed values, derived from the plug-ins
     instead of typed again. Once the plug-ins' module is imported, its live registry answers (names registered
     at run time included); before that, the ``ATTR.register("name")`` lines of its source file do, so that
@@ -76,23 +95,11 @@ class RegistryChoices(Sequence[str]):
                 return names
         return self.live_names()
 
-    def __getitem__(self, i):  # type: ignore[override]
-        return self._names()[i]
-
-    def __len__(self) -> int:
-        return len(self._names())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names()
-
     def __repr__(self) -> str:
         return f"RegistryChoices({self.module}.{self.attr})"
 
 
-class ChainChoices(Sequence[str]):
+class ChainChoices(_LazyNames):
     """Fixed names around registered ones, read lazily (e.g. the ``--probe`` choices: ``classifier``, the
     registered bank probes, ``shared-linear``)."""
 
@@ -101,18 +108,6 @@ class ChainChoices(Sequence[str]):
 
     def _names(self) -> list[str]:
         return [n for part in self.parts for n in part]
-
-    def __getitem__(self, i):  # type: ignore[override]
-        return self._names()[i]
-
-    def __len__(self) -> int:
-        return len(self._names())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names()
 
     def __repr__(self) -> str:
         return f"ChainChoices{self.parts!r}"
