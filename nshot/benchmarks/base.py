@@ -284,27 +284,26 @@ def register(name: str):
     return deco
 
 
+def _loader(name: str) -> Callable[[PathLike | None], Benchmark]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise BenchmarkError(f"unknown benchmark {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
+
+
 def get(name: str, path: PathLike | None = None) -> Benchmark:
     """Load the benchmark registered as ``name`` from ``path`` (None: the benchmark's default location).
 
     ``get("nb201")`` reads the CSV named by the environment variable ``NSHOT_NB201_CSV``; see
     docs/benchmarks.md for the format and how to build it.
     """
-    try:
-        loader = _REGISTRY[name]
-    except KeyError:
-        raise BenchmarkError(f"unknown benchmark {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
-    return loader(path)
+    return _loader(name)(path)
 
 
 def dataset_metrics(name: str) -> Mapping[str, str]:
     """Benchmark ``name``'s ground-truth metric per training dataset, known without loading its table (empty
     for a loader that is not a benchmark class's ``load``)."""
-    try:
-        loader = _REGISTRY[name]
-    except KeyError:
-        raise BenchmarkError(f"unknown benchmark {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
-    return dict(getattr(getattr(loader, "__self__", None), "dataset_metrics", {}))
+    return dict(getattr(getattr(_loader(name), "__self__", None), "dataset_metrics", {}))
 
 
 def available() -> list[str]:

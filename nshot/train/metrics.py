@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any, Union
 
+from ..run.io import atomic_write_bytes
 from ..run.rundir import RunDir
 
 
@@ -57,8 +58,6 @@ class MetricsLog:
 
     def truncate_after(self, step: int) -> None:
         """Drop records written after ``step`` (by a run that crashed before its next checkpoint); atomic."""
-        from .checkpoint import atomic_write_bytes
-
         kept = [r for r in self.read() if r.get("step", 0) <= step]
         atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in kept).encode())
         if self.tensorboard is None:
