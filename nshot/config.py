@@ -337,8 +337,14 @@ class Config:
         if any(g != 2 for g in self.fewshot.gm_groups):
             raise ConfigError(f"fewshot.gm_groups = {self.fewshot.gm_groups}: GM-NAS with arch.method = {a.method} "
                               "splits 2 ways only")
-        if self.space.name not in ("nb201", "darts"):
-            raise ConfigError(f"arch.method = {a.method} runs on the nb201 and darts spaces, not {self.space.name!r}")
+        from . import spaces
+        try:
+            differentiable = spaces.space_class(self.space.name).supports_differentiable   # the space's hook
+        except ValueError as exc:
+            raise ConfigError(f"space.name = {self.space.name!r}: {exc}") from None
+        if not differentiable:
+            raise ConfigError(f"arch.method = {a.method} runs on the {_and(spaces.spaces_with('supports_differentiable'))} "
+                              f"spaces, not {self.space.name!r} (its supernet has no mixed-op forward)")
         if self.train.lr_policy == "calr":
             raise ConfigError(f"train.lr_policy = calr cannot be used with arch.method = {a.method}: CaLR gives each "
                               "sampled subnet its own learning-rate schedule (CVPR 2025), which does not apply "
@@ -452,6 +458,11 @@ def from_dict(cls, data: Any, prefix: str = ""):
 def to_dict(cfg) -> dict:
     """Plain nested dict of a config (YAML-ready)."""
     return dataclasses.asdict(cfg)
+
+
+def _and(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join(filter(None, [", ".join(names[:-1]), *names[-1:]]))
 
 
 def _get(cfg, dotted: str):

@@ -58,11 +58,11 @@ def test_gm_children_inherit_the_parents_exact_weights(tmp_path, tiny_data, monk
     from nshot.train import fewshot
     real = fewshot.inherit
 
-    def spy(parent, child):
+    def spy(parent, child):   # parent: the parent node's checkpoint state
         real(parent, child)
         clone = lambda sd: {k: v.clone() for k, v in sd.items()}
-        captured.setdefault("pairs", []).append((clone(parent.model.state_dict()), clone(child.model.state_dict()),
-                                                 parent.optimizer.state_dict(), child.optimizer.state_dict()))
+        captured.setdefault("pairs", []).append((clone(parent["model"]), clone(child.model.state_dict()),
+                                                 parent["optimizer"], child.optimizer.state_dict()))
     monkeypatch.setattr(fewshot, "inherit", spy)
     run = FewShotRun.create(cfg, tmp_path / "gm", data=tiny_data)
     run.fit()

@@ -37,9 +37,9 @@ def test_exhaustive_pinas_pairs_inside_masks_and_children_inherit_the_objective(
     from nshot.train import fewshot
     real, seen = fewshot.inherit, []
 
-    def spy(parent, child):
+    def spy(parent, child):   # parent: the parent node's checkpoint state
         real(parent, child)
-        seen.append((_clone(parent.objective.state_dict()), _clone(child.objective.state_dict()),
+        seen.append((_clone(parent["objective"]), _clone(child.objective.state_dict()),
                      _clone(child.model.state_dict())))
     monkeypatch.setattr(fewshot, "inherit", spy)
     run = FewShotRun.create(cfg, tmp_path / "fs", data=tiny_data)

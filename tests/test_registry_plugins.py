@@ -104,3 +104,78 @@ def test_a_space_checks_its_own_model_options(monkeypatch):
     load_config(None, ["model.C=32"])
     with pytest.raises(ConfigError, match="model options for space 'nb201': model.C = 64 is too wide"):
         load_config(None, ["model.C=64"])
+
+
+# -- what training asks of a space: hooks with defaults on SearchSpace -------------------------------------------
+def _register_toy(name: str, **hooks):
+    from tests.helpers import ToySpace
+    return spaces.register(name)(type("Toy", (ToySpace,), dict(hooks)))
+
+
+def test_a_registered_space_gets_the_hooks_defaults():
+    import argparse
+    import dataclasses
+
+    from nshot.config import ConfigError, load_config
+    from nshot.report.alphas import differentiable_figures
+    from nshot.train.standalone import StandaloneConfig, check_protocol
+    from nshot.train.train_arch import standalone_settings
+
+    toy = _register_toy("toy-hooks")
+    try:
+        sp = spaces.get("toy-hooks")
+        assert spaces.space_class("toy-hooks") is toy
+        assert not (sp.supports_auxiliary_head or sp.supports_drop_path or sp.supports_differentiable)
+        assert dict(sp.standalone_defaults) == {} and sp.op_weight_labels() is None
+        assert spaces.spaces_with("supports_differentiable") == ["nb201", "darts"]
+        check_protocol(sp, StandaloneConfig())   # the NB201 protocol runs on any space
+        with pytest.raises(ValueError, match=r"standalone.aux_weight = 0.4: the stand-alone network of space "
+                                             r"'toy-hooks' has no auxiliary head \(leave aux_weight at 0; it applies "
+                                             r"to: darts\)"):
+            check_protocol(sp, StandaloneConfig(aux_weight=0.4))
+        with pytest.raises(ValueError, match="standalone.drop_path = 0.2: .* space 'toy-hooks' has no drop-path"):
+            check_protocol(sp, StandaloneConfig(drop_path=0.2))
+        cfg = load_config(None, [])
+        toy_cfg = dataclasses.replace(cfg, space=dataclasses.replace(cfg.space, name="toy-hooks"))
+        assert standalone_settings(argparse.Namespace(), toy_cfg) == standalone_settings(argparse.Namespace(), cfg)
+        # a differentiable run's report on a space without op/edge names: generic labels
+        recs = [{"epoch": 1, "alphas": [[0.5, 0.5], [0.25, 0.75], [1.0, 0.0]]}]
+        assert [f[0] for f in differentiable_figures(lambda *a: a, "toy-hooks", recs)] == ["alphas.png"]
+    finally:
+        del spaces.base._REGISTRY["toy-hooks"]
+
+    # a space that declares the hooks is what the config, train-arch and the report ask
+    toy = _register_toy("toy-diff", supports_differentiable=True, standalone_defaults={"C": 8, "epochs": 3},
+                        op_weight_labels=lambda self: (("a", "b"), ("e0", "e1", "e2")))
+    try:
+        assert spaces.spaces_with("supports_differentiable") == ["nb201", "darts", "toy-diff"]
+        with pytest.raises(ConfigError, match="arch.method = darts runs on the nb201, darts and toy-diff spaces, "
+                                              "not 'macro'"):
+            load_config(None, ["space.name=macro", "model.C=16", "model.N=5", "arch.method=darts"])
+        toy_cfg = dataclasses.replace(cfg, space=dataclasses.replace(cfg.space, name="toy-diff"))
+        got = standalone_settings(argparse.Namespace(epochs=None, N=2), toy_cfg)
+        assert (got["C"], got["N"], got["epochs"], got["lr"]) == (8, 2, 3, 0.1)   # flag > space default > built-in
+        from nshot.report.alphas import op_names
+        assert op_names("toy-diff") == (("a", "b"), ("e0", "e1", "e2"))
+    finally:
+        del spaces.base._REGISTRY["toy-diff"]
+
+
+def test_the_builtin_spaces_hooks():
+    import argparse
+
+    from nshot.config import load_config
+    from nshot.train.differentiable import alpha_shape
+    from nshot.train.train_arch import standalone_settings
+
+    darts, nb201 = spaces.get("darts"), spaces.get("nb201")
+    assert darts.supports_auxiliary_head and darts.supports_drop_path and not nb201.supports_auxiliary_head
+    for name in spaces.spaces_with("supports_differentiable"):   # the report's labels fit the search's table
+        ops, edges = spaces.get(name).op_weight_labels()
+        assert (len(edges), len(ops)) == alpha_shape(name)
+    assert nb201.op_weight_labels()[1][:2] == ("1<-0", "2<-0")
+    assert darts.op_weight_labels()[1][0] == "normal 0->2" and darts.op_weight_labels()[1][14] == "reduce 0->2"
+    got = standalone_settings(argparse.Namespace(), load_config(None, ["space.name=darts", "model.C=4", "model.N=1"]))
+    assert (got["C"], got["N"]) == (36, 6)
+    got = standalone_settings(argparse.Namespace(), load_config(None, []))
+    assert (got["C"], got["N"]) == (16, 5)

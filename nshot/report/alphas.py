@@ -2,7 +2,7 @@
 and the ground truth of each epoch's derived architecture."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -11,14 +11,19 @@ from .plots import BLUE, _empty, _floats, _label, new_figure, style_axes, to_png
 _COLORS = ("#9aa3b2", "#2f6db5", "#d9772b", "#3a8f5c", "#c8423b", "#7b4fb3", "#b38f2f", "#2fa6b3")
 
 
-def op_names(space: str) -> tuple[tuple[str, ...], list[str]]:
-    """(op names, edge labels) of a space's architecture-weight table."""
-    if space == "darts":
-        from ..spaces import darts
-        edges = [f"{cell} {src}->{node}" for cell in darts.CELLS for node, src in darts.EDGES]
-        return darts.OPS, edges
-    from ..spaces import nb201
-    return nb201.OPS, [f"{node}<-{src}" for node, src in nb201.EDGES]
+def op_names(space: str) -> Optional[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(op names, edge labels) of a space's architecture-weight table (the space's ``op_weight_labels``), or
+    None for a space that names none."""
+    from .. import spaces
+    if space not in spaces.available():   # a report of a run without a readable config
+        return None
+    return spaces.get(space).op_weight_labels()
+
+
+def _generic_labels(table: Sequence[Sequence[Sequence[float]]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``op k`` / ``edge e`` labels for a table whose space names none."""
+    edges, ops = np.asarray(table, dtype=float).shape[1:]
+    return tuple(f"op {k}" for k in range(ops)), tuple(f"edge {e}" for e in range(edges))
 
 
 def alpha_panels(epochs: Sequence[Any], alphas: Sequence[Sequence[Sequence[float]]], ops: Sequence[str],
@@ -65,7 +70,7 @@ def differentiable_figures(image: Callable[..., Any], space: str, recs: Sequence
     rows = [r for r in recs if isinstance(r.get("alphas"), list)]
     if not rows:
         return []
-    ops, edges = op_names(space)
+    ops, edges = op_names(space) or _generic_labels([r["alphas"] for r in rows])
     epochs = [r.get("epoch") for r in rows]
     out = [image("alphas.png", alpha_panels(epochs, [r["alphas"] for r in rows], ops, edges),
                  "architecture weights per edge over the epochs",

@@ -11,7 +11,8 @@ import dataclasses
 import random
 from abc import ABC, abstractmethod
 from itertools import product
-from typing import Any, Iterator, Optional, Sequence, Union
+from types import MappingProxyType
+from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -172,6 +173,25 @@ class SearchSpace(ABC):
         ranks; None (the default): every evaluation costs the same (shards balanced by count)."""
         return None
 
+    # -- what training asks of a space: its stand-alone protocol, differentiable search ------------------------
+    #: whether the space's stand-alone network has an auxiliary classifier head (``standalone.aux_weight`` > 0
+    #: trains it; the network builder then takes ``auxiliary=``): DARTS's evaluation network has one
+    supports_auxiliary_head: bool = False
+    #: whether the space's stand-alone network drops paths (``standalone.drop_path`` > 0 sets its
+    #: ``drop_path_prob`` each epoch and its ``generator`` each step): DARTS's evaluation network does
+    supports_drop_path: bool = False
+    #: the space's own stand-alone protocol defaults (``standalone.*`` keys; a flag or a config value wins) where
+    #: they differ from the NB201 protocol's, e.g. DARTS's evaluation network C 36, N 6
+    standalone_defaults: Mapping[str, Any] = MappingProxyType({})
+    #: whether differentiable search (``arch.method``: DARTS, SNAS) runs on this space: its supernet has the
+    #: mixed-op forward over an edges x ops table of architecture weights (:meth:`op_weight_labels` names it)
+    supports_differentiable: bool = False
+
+    def op_weight_labels(self) -> Optional[tuple[tuple[str, ...], tuple[str, ...]]]:
+        """(op names, edge labels) of the space's architecture-weight table (rows: edges, columns: ops), as a
+        differentiable search's report labels it; None (the default): the space has no such table."""
+        return None
+
 
 _REGISTRY: dict[str, type] = {}
 
@@ -194,6 +214,12 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def spaces_with(hook: str) -> list[str]:
+    """The registered spaces whose class sets ``hook`` (e.g. ``"supports_differentiable"``) true, in
+    registration order (the built-in spaces first): where an option applies, for error messages."""
+    return [name for name, cls in _REGISTRY.items() if getattr(cls, hook, False)]
+
+
 def _space_class(name: str) -> type:
     try:
         return _REGISTRY[name]
@@ -209,6 +235,12 @@ def _picked(model: Any, keys: Sequence[str]) -> dict[str, Any]:
         if v is not None:
             out[k] = tuple(v) if isinstance(v, list) else v
     return out
+
+
+def space_class(name: str) -> type:
+    """The class registered as space ``name`` (its class-level hooks, e.g. ``supports_differentiable``, read
+    without building it); ValueError naming the available spaces."""
+    return _space_class(name)
 
 
 def check_model_options(name: str, model: Any) -> None:

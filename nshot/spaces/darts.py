@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
@@ -223,6 +224,15 @@ class DartsSpace(SearchSpace):
     """The DARTS CNN space: 16 decisions (two ``(input, op)`` slots per node and cell), genotype text."""
 
     shape_options = ("C", "N", "resolution")
+    supports_auxiliary_head = True    # the evaluation network (NetworkCIFAR): auxiliary head,
+    supports_drop_path = True         # drop-path
+    standalone_defaults = MappingProxyType({"C": 36, "N": 6})   # and DARTS's 20 cells of 36 channels
+    supports_differentiable = True    # DARTS / SNAS over the 8-cell search network's mixed ops
+
+    def op_weight_labels(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The 28 x 8 architecture-weight table: the eight ops, the 14 normal-cell edges then the 14
+        reduction-cell edges, each ``cell src->node``."""
+        return OPS, tuple(f"{cell} {src}->{node}" for cell in CELLS for node, src in EDGES)
 
     @property
     def choices(self) -> tuple[tuple[str, ...], ...]:

@@ -82,6 +82,11 @@ class NB201Space(SearchSpace):
     edges = EDGES
     shape_options = ("C", "N")
     has_isomorphism = True   # canonical(): see below
+    supports_differentiable = True   # DARTS/SNAS on NB201's supernet (forward_weighted), as NB201's baselines
+
+    def op_weight_labels(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """NB201's 6 x 5 architecture-weight table: the five ops, one row per edge ``node<-src``."""
+        return OPS, tuple(f"{node}<-{src}" for node, src in EDGES)
 
     @property
     def choices(self) -> tuple[tuple[str, ...], ...]:

@@ -24,8 +24,10 @@ import torch
 from .. import spaces
 from ..config import Config, dump_config
 from ..data import ImageData, epoch_batches, num_batches, train_input
-from ..run import RunDir, atomic_write_bytes
+from ..run import RunDir, atomic_write_bytes, check_supernet_state
+from ..run.build import build_model
 from ..run import rng
+from .checkpoint import CheckpointError, load_checkpoint, load_checkpoint_from
 from .gradmatch import choose_split
 from .grouping import resolve_edge
 from . import distributed
@@ -118,7 +120,8 @@ class FewShotRun:
 
     # -- nodes ----------------------------------------------------------------------------------------------
     def _trainer(self, node_id: int, start_step: int, fresh: bool) -> Trainer:
-        """The node's trainer: resumed if it has a checkpoint, else created (inheriting from its parent)."""
+        """The node's trainer: resumed if it has a checkpoint, else created (inheriting from its parent's
+        checkpoint unless it starts ``fresh``)."""
         d = self.node_dir(node_id)
         if RunDir(d).has_checkpoint():
             tr = Trainer.resume(d, data=self.data, fewshot_node=True)
@@ -128,22 +131,24 @@ class FewShotRun:
             shutil.rmtree(d)
         node = self.tree.nodes[node_id]
         exclude = sorted(self.tree.split_decisions(node_id)) if node.parent is not None else []
-        sched = start_step if fresh else self._parent_schedule_start(node)
+        parent = self._parent_state(node.parent) if node.parent is not None and not fresh else None
+        # a child that inherits continues its parent's LR schedule; one that starts afresh begins its own
+        sched = start_step if fresh else (SubSpace.from_state(parent).start if parent is not None else 0)
         tr = Trainer.create(self.cfg, d, data=self.data,
                             subspace=SubSpace.of(node.mask, start=sched, salt=node_id, exclude=exclude))
         tr.resume_hint = self.run_dir
-        if node.parent is not None and not fresh:
-            parent = Trainer.resume(self.node_dir(node.parent), data=self.data, fewshot_node=True)
+        if parent is not None:
             inherit(parent, tr)
         tr.step = start_step
         tr.save()
         return tr
 
-    def _parent_schedule_start(self, node) -> int:
-        if node.parent is None:
-            return 0
-        from .checkpoint import load_checkpoint
-        return int(load_checkpoint(self.files.node(node.parent).checkpoints).get("schedule_start", 0))
+    def _parent_state(self, parent_id: int) -> dict[str, Any]:
+        """The parent node's checkpoint state (``last.pt``, or ``prev.pt`` if that is damaged), through the one
+        check of a supernet checkpoint."""
+        state, source = load_checkpoint_from(self.files.node(parent_id).checkpoints)
+        check_supernet_state(state, source)
+        return state
 
     def _split(self, node_id: int, trainer: Trainer, level: int) -> None:
         f = self.cfg.fewshot
@@ -236,24 +241,41 @@ class FewShotRun:
             self.state["done_splits"] == len(self.splits)
 
 
-def inherit(parent: Trainer, child: Trainer) -> None:
-    """Copy the parent's weights and optimizer state into the child, matching parameters by name."""
-    psd = parent.model.state_dict()
+def inherit(parent: dict[str, Any], child: Trainer) -> None:
+    """Start ``child`` from its parent's checkpoint state ``parent`` (what :meth:`Trainer.state_dict` saved):
+    the supernet weights and the optimizer state (momentum buffers) of every parameter the child holds, matched
+    by name (the child holds a subset of the parent's ops), and the objective's own state (Pi-NAS: projection
+    heads, teacher, queue). No parent trainer is built: only the parent network's parameter names, on the meta
+    device, to read the optimizer state's order."""
+    psd = parent["model"]
     child.model.load_state_dict({k: psd[k] for k in child.model.state_dict()})
-    def names(tr: Trainer) -> list[str]:   # the optimizer's order: the supernet's, then the objective's own
-        own = [n for n, p in tr.model.named_parameters() if p.requires_grad]
-        return own + [f"objective.{i}" for i in range(len(tr.objective.parameters()))]
-    pnames, cnames = names(parent), names(child)
-    pstate = parent.optimizer.state_dict()
+    pstate, cstate = parent["optimizer"], child.optimizer.state_dict()
+    if pstate.get("num_groups") != cstate.get("num_groups"):
+        raise ValueError(f"parent and child optimizers differ (momentum groups: {pstate.get('num_groups')} vs "
+                         f"{cstate.get('num_groups')})")
+    n_own = len(child.objective.parameters())   # the objective's own parameters: the same in every node
+    pnames = optimizer_param_names(_parameter_names(child, parent.get("mask")), n_own)
+    cnames = optimizer_param_names([n for n, p in child.model.named_parameters() if p.requires_grad], n_own)
     index = {n: i for i, n in enumerate(pnames)}
-    state = {ci: pstate["state"][index[n]] for ci, n in enumerate(cnames) if index[n] in pstate["state"]}
-    cstate = child.optimizer.state_dict()
-    cstate["state"] = state
-    if type(parent.optimizer) is not type(child.optimizer):
-        raise ValueError("parent and child optimizers differ")
+    cstate["state"] = {ci: pstate["state"][index[n]] for ci, n in enumerate(cnames) if index[n] in pstate["state"]}
     child.optimizer.load_state_dict(cstate)
-    if hasattr(child.objective, "inherit_from"):   # Pi-NAS: projection heads, teacher, queue
-        child.objective.inherit_from(parent.objective)
+    if hasattr(child.objective, "inherit_state"):   # Pi-NAS: projection heads, teacher, queue
+        child.objective.inherit_state(parent.get("objective") or {})
+
+
+def optimizer_param_names(model_names: list[str], n_objective: int) -> list[str]:
+    """Names of a trainer's optimizer parameters in its order: the supernet's trainable parameters, then the
+    objective's own (``objective.<i>``)."""
+    return list(model_names) + [f"objective.{i}" for i in range(n_objective)]
+
+
+def _parameter_names(child: Trainer, mask: Optional[list]) -> list[str]:
+    """Trainable parameter names, in order, of the supernet ``child``'s config builds over ``mask`` (a parent
+    node's candidates), built on the meta device (no memory, no initialisation)."""
+    data = child.train_data
+    with torch.device("meta"):
+        model = build_model(child.cfg, data.num_classes, data.x.shape[1], mask)
+    return [n for n, p in model.named_parameters() if p.requires_grad]
 
 
 class PartitionedSupernet(torch.nn.Module):
@@ -280,8 +302,6 @@ class PartitionedSupernet(torch.nn.Module):
 
 def load_partitioned(run_dir: Union[str, Path], data: tuple[ImageData, ImageData]) -> tuple[Config, PartitionedSupernet, int, int]:
     """(config, partitioned supernet, step, total steps) of a finished or partial few-shot run."""
-    from .checkpoint import CheckpointError, load_checkpoint
-    from ..run.build import build_model
     run = FewShotRun.resume(run_dir, data=data)
     train = data[0]
     leaves, steps = {}, []

@@ -24,7 +24,7 @@ two paths differ on the MS edge by construction, and one update can step one gro
 
 Few-shot composition: a sub-supernet's pair sampler draws both paths inside its mask (a decision with one
 allowed choice is shared), a child that inherits takes the parent's head, teacher (restricted to its own
-modules), queue and pointer (:meth:`PiNASObjective.inherit_from`), and gradient matching matches the
+modules), queue and pointer (:meth:`PiNASObjective.inherit_state`), and gradient matching matches the
 gradients of the InfoNCE loss (:class:`InfoNCEGM`).
 """
 from __future__ import annotations
@@ -261,15 +261,16 @@ class PiNASObjective:
         self.ptr = ptr
 
     @torch.no_grad()
-    def inherit_from(self, parent: "PiNASObjective") -> None:
-        """A few-shot child's start: the parent's projection heads, queue and pointer, and its teacher on the
-        child's modules (matched by name; the child holds a subset of the parent's ops)."""
-        tsd = parent.teacher.state_dict()
+    def inherit_state(self, parent: dict[str, Any]) -> None:
+        """A few-shot child's start from its parent's objective state (what :meth:`state_dict` gave, read from
+        the parent's checkpoint): the projection heads, queue and pointer, and the teacher on the child's
+        modules (matched by name; the child holds a subset of the parent's ops)."""
+        tsd = parent["teacher"]
         self.teacher.load_state_dict({k: tsd[k] for k in self.teacher.state_dict()})
-        self.head.load_state_dict(parent.head.state_dict())
-        self.teacher_head.load_state_dict(parent.teacher_head.state_dict())
-        self.queue.copy_(parent.queue)
-        self.ptr = parent.ptr
+        self.head.load_state_dict(parent["head"])
+        self.teacher_head.load_state_dict(parent["teacher_head"])
+        self.queue.copy_(parent["queue"])
+        self.ptr = int(parent["ptr"])
 
     def _teacher_tensors(self) -> list[torch.Tensor]:
         return [*self.teacher.state_dict().values(), *self.teacher_head.state_dict().values()]

@@ -42,6 +42,17 @@ class StandaloneConfig:
     grad_clip: Optional[float] = None
 
 
+def check_protocol(space: spaces.SearchSpace, cfg: StandaloneConfig) -> None:
+    """Refuse (ValueError naming the option and the space) protocol options the space's stand-alone network
+    cannot use: an auxiliary-head loss (``supports_auxiliary_head``) or drop-path (``supports_drop_path``)."""
+    for key, value, hook, what in (("aux_weight", cfg.aux_weight, "supports_auxiliary_head", "auxiliary head"),
+                                   ("drop_path", cfg.drop_path, "supports_drop_path", "drop-path")):
+        if value > 0 and not getattr(space, hook):
+            where = ", ".join(spaces.spaces_with(hook)) or "no space"
+            raise ValueError(f"standalone.{key} = {value:g}: the stand-alone network of space {space.name!r} has no "
+                             f"{what} (leave {key} at 0; it applies to: {where})")
+
+
 def train_standalone(space: str, arch: str, train: ImageData, evald: ImageData, cfg: StandaloneConfig,
                      seed: int = 0, device: Optional[torch.device] = None,
                      on_epoch: Optional[Callable[[int, float], None]] = None,
@@ -51,15 +62,15 @@ def train_standalone(space: str, arch: str, train: ImageData, evald: ImageData, 
     options (e.g. a macro run's ``widths``); by default ``cfg.C``/``cfg.N`` for the spaces that take them (NB201)
     and the space's default (benchmark) network for the others."""
     device = device or torch.device("cpu")
+    sp = spaces.get(space, **(options or {}))
+    check_protocol(sp, cfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(rng.torch_seed(seed, rng.INIT, 1))
         if shape is None:
-            shape = {k: getattr(cfg, k) for k in ("C", "N") if k in spaces.get(space, **(options or {})).shape_options}
-        extra = {"auxiliary": cfg.aux_weight > 0} if space == "darts" else {}
+            shape = {k: getattr(cfg, k) for k in ("C", "N") if k in sp.shape_options}
+        extra = {"auxiliary": cfg.aux_weight > 0} if sp.supports_auxiliary_head else {}
         net = build_standalone(space, arch, **(options or {}), **shape, **extra, num_classes=train.num_classes,
                                in_channels=train.x.shape[1]).to(device)
-    if (cfg.aux_weight > 0 or cfg.drop_path > 0) and space != "darts":
-        raise ValueError(f"aux_weight and drop_path apply to DARTS networks, not to space {space!r}")
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)
     policy = CosineLR(cfg.lr, cfg.lr_min)

@@ -29,17 +29,16 @@ def network_shape(cfg: Config, sa: StandaloneConfig) -> dict:
 
 _FLAGS = {"epochs": 200, "batch_size": 256, "lr": 0.1, "weight_decay": 5e-4, "nesterov": True, "C": 16, "N": 5,
           "aux_weight": 0.0, "cutout": 0, "drop_path": 0.0, "grad_clip": None}
-_SPACE_DEFAULTS = {"darts": {"C": 36, "N": 6}}
-
-
 def standalone_settings(args: Any, cfg: Config) -> dict[str, Any]:
     """The stand-alone protocol: a command-line flag (``args.<key>``, None when not given) wins over the config's
-    ``standalone.<key>``, which wins over the built-in default (NB201 protocol; the DARTS space's C 36, N 6)."""
+    ``standalone.<key>``, which wins over the space's own default (``SearchSpace.standalone_defaults``, e.g. the
+    DARTS space's C 36, N 6), which wins over the built-in default (NB201 protocol)."""
+    own = spaces.space_class(cfg.space.name).standalone_defaults
     out = {}
     for key, default in _FLAGS.items():
         flag = getattr(args, key, None)
         value = flag if flag is not None else getattr(cfg.standalone, key)
-        out[key] = value if value is not None else _SPACE_DEFAULTS.get(cfg.space.name, {}).get(key, default)
+        out[key] = value if value is not None else own.get(key, default)
     return out
 
 
