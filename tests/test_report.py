@@ -282,6 +282,20 @@ def test_cell_drawers():
         draw_arch("|bogus~0|", "nb201")
 
 
+def test_drawing_legend_comes_from_the_space_drawer_registry():
+    from nshot.report.cell_drawing import _DRAWERS, _LEGENDS, drawing_legend, register_drawer
+    nb = drawing_legend("nb201")
+    for label in ("skip", "conv1x1", "conv3x3"):
+        assert label in nb
+    assert "dead edge" in nb and drawing_legend("nasbench_macro") is None and drawing_legend(None) is None
+    try:
+        register_drawer("toy_legend", legend=lambda: "toy marks")(lambda arch: PNG_MAGIC)
+        assert drawing_legend("toy_legend") == "toy marks"
+    finally:
+        _DRAWERS.pop("toy_legend", None)
+        _LEGENDS.pop("toy_legend", None)
+
+
 def test_no_pyplot_and_no_global_matplotlib_state():
     # (reading rcParams['backend'] itself would resolve the backend through pyplot, so it is skipped)
     code = ("import sys, matplotlib as m; "

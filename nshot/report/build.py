@@ -21,7 +21,7 @@ from ..run.io import atomic_write_bytes
 from ..run.rundir import RunDir
 from . import plots
 from .alphas import differentiable_figures
-from .cell_drawing import draw_arch, op_legend
+from .cell_drawing import draw_arch, drawing_legend
 from .html import (NA, Markup, code, esc, figure, fmt_compact, fmt_duration, fmt_num, fmt_value, is_number,
                    kv_table, note, page, table, to_float, with_code)
 
@@ -587,11 +587,9 @@ def _cells(ctx: _Ctx, best: list[dict]) -> str:
         ctx.images.append((f"cell_{i + 1}.png", png))
         figs.append(figure(png, f"drawing of architecture #{i + 1}", cap))
     out = [f"<h3>Best architecture{'s' * (len(best) > 1)} ({esc(ctx.space or 'unknown space')})</h3>"]
-    if ctx.space == "nb201" and figs:
-        legend = " ".join(f'<span style="color:{col};font-weight:600">{esc(lbl)}</span> = {esc(op)}'
-                          for op, lbl, col in op_legend() if op != "none")
-        out.append(Markup(f'<p class="muted">Nodes 0 (input) to 3 (output); each arrow is an edge j→i with its op: '
-                          f"{legend}. Faint dashed: none; faded dotted: dead edge (cannot reach the output).</p>"))
+    legend = drawing_legend(ctx.space) if figs else None
+    if legend:
+        out.append(Markup(f'<p class="muted">{legend}</p>'))
     if figs:
         out.append('<div class="cells">' + "".join(figs) + "</div>")
     for p in problems:

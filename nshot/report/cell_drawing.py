@@ -28,12 +28,24 @@ NB201_STYLE: dict[str, tuple[str, str]] = {
 _MAX_BOXES = 64
 
 
-def register_drawer(space: str) -> Callable[[Drawer], Drawer]:
-    """Decorator: ``fn(arch) -> PNG bytes`` draws architectures of the space called ``space``."""
+_LEGENDS: dict[str, Callable[[], str]] = {}
+
+
+def register_drawer(space: str, legend: Optional[Callable[[], str]] = None) -> Callable[[Drawer], Drawer]:
+    """Decorator: ``fn(arch) -> PNG bytes`` draws architectures of the space called ``space``; ``legend()``
+    (optional) returns the HTML that explains the drawing's marks, shown once above the drawings."""
     def deco(fn: Drawer) -> Drawer:
         _DRAWERS[space] = fn
+        if legend is not None:
+            _LEGENDS[space] = legend
         return fn
     return deco
+
+
+def drawing_legend(space: Optional[str]) -> Optional[str]:
+    """The HTML legend of ``space``'s drawings (None: its drawings need none, or it has no drawer)."""
+    fn = _LEGENDS.get(space or "")
+    return fn() if fn is not None else None
 
 
 def draw_arch(arch: str, space: Optional[str] = None) -> bytes:
@@ -44,7 +56,16 @@ def draw_arch(arch: str, space: Optional[str] = None) -> bytes:
     return draw_layer_row(arch, space)
 
 
-@register_drawer("nb201")
+def _nb201_legend() -> str:
+    """Each op's label in its colour, and what faint / faded edges mean."""
+    from html import escape
+    ops = " ".join(f'<span style="color:{col};font-weight:600">{escape(lbl)}</span> = {escape(op)}'
+                   for op, lbl, col in op_legend() if op != "none")
+    return (f"Nodes 0 (input) to 3 (output); each arrow is an edge j→i with its op: {ops}. Faint dashed: none; "
+            "faded dotted: dead edge (cannot reach the output).")
+
+
+@register_drawer("nb201", legend=_nb201_legend)
 def draw_nb201_cell(arch: str) -> bytes:
     """The NB201 cell: nodes 0..3 in a row, one curved arrow per non-``none`` edge, labelled and coloured by op.
 
@@ -177,4 +198,4 @@ def op_legend() -> list[tuple[str, str, str]]:
     return [(op, lbl, col) for op, (lbl, col) in NB201_STYLE.items()]
 
 
-__all__ = ["NB201_STYLE", "draw_arch", "draw_layer_row", "draw_nb201_cell", "op_legend", "register_drawer"]
+__all__ = ["NB201_STYLE", "draw_arch", "drawing_legend", "draw_layer_row", "draw_nb201_cell", "op_legend", "register_drawer"]
