@@ -182,6 +182,7 @@ def test_full_report_sections_numbers_and_images(full_report):
                             "rank_scatter.png",
                             "fairness.png", "search_progress.png", "cell_1.png", "cell_2.png", "cell_3.png"])
     assert "Sections without their input are left out" not in html  # nothing missing
+    assert "faded dotted: dead edge" in html  # the NB201 drawings' legend, from the drawer registry
 
 
 def test_pngs_decode_as_images(full_report):
