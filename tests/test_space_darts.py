@@ -185,8 +185,9 @@ def test_single_path_training_with_ms_runs_on_the_darts_space(tmp_path):
 
 
 def test_calr_single_path_on_the_darts_space_uses_the_genotype_network_params(tmp_path):
-    """SPOS + CaLR on the DARTS space: C(a) is the exact parameter count of the sampled genotype's network (at the
-    run's own C, N), smaller genotypes get the larger gamma, and a step trains with the LR CaLR gives its path."""
+    """SPOS + CaLR on the DARTS space: C(a) is the exact parameter count of the sampled genotype's stand-alone
+    network (DARTS's 20 cells of 36 channels, whatever the search network's C, N), smaller genotypes get the larger
+    gamma, and a step trains with the LR CaLR gives its path."""
     from nshot.config import Config, from_dict
     from nshot.train.trainer import Trainer
 
@@ -199,7 +200,8 @@ def test_calr_single_path_on_the_darts_space_uses_the_genotype_network_params(tm
         "], normal_concat=[2, 3, 4, 5], reduce=[" + ", ".join(f"('max_pool_3x3', {j})" for j in (0, 1, 0, 1, 0, 1, 0, 1)) + \
         "], reduce_concat=[2, 3, 4, 5])"
     for arch in (small, DARTS_V2):
-        assert tr.complexity(arch) == SPACE.num_params(arch, C=2, N=1, num_classes=10, in_channels=1)
+        assert tr.complexity(arch) == SPACE.num_params(arch, C=36, N=6, num_classes=10, in_channels=1)
+    assert tr.complexity(DARTS_V2) != SPACE.num_params(DARTS_V2, C=2, N=1, num_classes=10, in_channels=1)
     assert tr.complexity(small) < tr.complexity(DARTS_V2)
     assert tr.lr_policy.gamma(small) > tr.lr_policy.gamma(DARTS_V2)
     plan = tr.plan(1)

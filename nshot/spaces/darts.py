@@ -228,6 +228,7 @@ class DartsSpace(SearchSpace):
     supports_drop_path = True         # drop-path
     standalone_defaults = MappingProxyType({"C": 36, "N": 6})   # and DARTS's 20 cells of 36 channels
     supports_differentiable = True    # DARTS / SNAS over the 8-cell search network's mixed ops
+    complexity_at_standalone_shape = True   # CaLR's C(a): params of the genotype's 20-cell, C 36 network
 
     def op_weight_labels(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The 28 x 8 architecture-weight table: the eight ops, the 14 normal-cell edges then the 14

@@ -113,8 +113,8 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad] + self.objective.parameters()
         self.sampler = build_sampler(cfg.train.sampler, self.space, cfg.sampler.connected_only,
                                      mask=self.subspace.mask)
-        self.complexity = get_complexity(self.space, cfg.calr.complexity,
-                                         **space_shape(cfg, self.train_data.num_classes, in_channels))
+        self.complexity = get_complexity(self.space, cfg.calr.complexity, **self.space.complexity_shape(
+            space_shape(cfg, self.train_data.num_classes, in_channels)))
         self.lr_policy = build_lr_policy(cfg, self.complexity)
         self.optimizer, self.grouping = build_momentum(cfg, self.params, self.space, self.complexity,
                                                        self.subspace.grouping_exclusions())
