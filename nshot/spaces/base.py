@@ -187,18 +187,11 @@ class SearchSpace(ABC):
     #: mixed-op forward over an edges x ops table of architecture weights (:meth:`op_weight_labels` names it)
     supports_differentiable: bool = False
 
-    #: whether a subnet's complexity (CaLR, quintiles) is measured on the space's stand-alone network at its
-    #: ``standalone_defaults`` shape instead of the run's ``model.*`` shape: True where the search network and
-    #: the evaluated network differ by design (DARTS: 8 search cells vs the 20-cell, 36-channel network)
-    complexity_at_standalone_shape: bool = False
-
     def complexity_shape(self, shape: Mapping[str, Any]) -> dict[str, Any]:
-        """The network shape a subnet's complexity is measured at, given the run's ``shape`` (``space_shape``):
-        the run's own by default; with :attr:`complexity_at_standalone_shape` its ``standalone_defaults`` win."""
-        out = dict(shape)
-        if self.complexity_at_standalone_shape:
-            out.update({k: v for k, v in self.standalone_defaults.items() if k in self.shape_options})
-        return out
+        """The network shape a subnet's complexity (CaLR, quintiles) is measured at, given the run's ``shape``
+        (``space_shape``): the run's own by default. A space whose search network and evaluated network differ
+        by design overrides it (DARTS: the 20-cell, 36-channel evaluation network)."""
+        return dict(shape)
 
     def op_weight_labels(self) -> Optional[tuple[tuple[str, ...], tuple[str, ...]]]:
         """(op names, edge labels) of the space's architecture-weight table (rows: edges, columns: ops), as a

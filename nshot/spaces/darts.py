@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -228,7 +228,11 @@ class DartsSpace(SearchSpace):
     supports_drop_path = True         # drop-path
     standalone_defaults = MappingProxyType({"C": 36, "N": 6})   # and DARTS's 20 cells of 36 channels
     supports_differentiable = True    # DARTS / SNAS over the 8-cell search network's mixed ops
-    complexity_at_standalone_shape = True   # CaLR's C(a): params of the genotype's 20-cell, C 36 network
+
+    def complexity_shape(self, shape: Mapping[str, Any]) -> dict[str, Any]:
+        """CaLR's C(a) is the parameter count of the genotype's stand-alone evaluation network: the run's shape
+        with :attr:`standalone_defaults` (C 36, N 6: 20 cells) in place of the search network's C, N."""
+        return {**shape, **self.standalone_defaults}
 
     def op_weight_labels(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The 28 x 8 architecture-weight table: the eight ops, the 14 normal-cell edges then the 14

@@ -29,6 +29,8 @@ def network_shape(cfg: Config, sa: StandaloneConfig) -> dict:
 
 _FLAGS = {"epochs": 200, "batch_size": 256, "lr": 0.1, "weight_decay": 5e-4, "nesterov": True, "C": 16, "N": 5,
           "aux_weight": 0.0, "cutout": 0, "drop_path": 0.0, "grad_clip": None}
+
+
 def standalone_settings(args: Any, cfg: Config) -> dict[str, Any]:
     """The stand-alone protocol: a command-line flag (``args.<key>``, None when not given) wins over the config's
     ``standalone.<key>``, which wins over the space's own default (``SearchSpace.standalone_defaults``, e.g. the
