@@ -133,6 +133,7 @@ class ArchConfig:
     tau_min: float = 0.03
     table: Optional[str] = None
     projection: str = _choice("argmax", "argmax", "perturbation")
+    projection_finetune_steps: int = 0
 
 
 @dataclass
@@ -324,9 +325,15 @@ class Config:
                                   ("arch.beta1", 0 <= a.beta1 < 1, "a number in [0, 1)"),
                                   ("arch.beta2", 0 <= a.beta2 < 1, "a number in [0, 1)"),
                                   ("arch.init_std", a.init_std >= 0, "a number >= 0"),
+                                  ("arch.projection_finetune_steps", a.projection_finetune_steps >= 0,
+                                   "an integer >= 0"),
                                   ("arch.tau_min", 0 < a.tau_min <= a.tau_max, "a number in (0, arch.tau_max]")]:
             if not ok:
                 raise ConfigError(f"{key} = {_get(self, key)!r} is invalid: expected {expected}")
+        if a.projection_finetune_steps and a.projection != "perturbation":
+            raise ConfigError(f"arch.projection_finetune_steps = {a.projection_finetune_steps} tunes the supernet "
+                              "between the decisions of a perturbation projection: set arch.projection = "
+                              "perturbation, or leave the steps at 0")
         if a.method == "none":
             return
         if a.method == "snas" and a.order != 1:

@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from nshot import spaces
 from nshot.config import ConfigError
 from nshot.nn import build_supernet
 from nshot.train import differentiable as diff
@@ -101,7 +103,34 @@ def test_nb201_derivation_is_the_argmax_per_edge_none_included():
     w = torch.zeros(6, 5)
     for e, o in enumerate([0, 3, 1, 4, 2, 0]):
         w[e, o] = 1.0
-    assert diff.derive("nb201", w) == "|none~0|+|nor_conv_3x3~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
+    nb201 = spaces.get("nb201")
+    assert nb201.derive_from_weights(w.numpy()) == \
+        "|none~0|+|nor_conv_3x3~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
+    w[2] = torch.tensor([0.2, 0.3, 0.3, 0.1, 0.1])            # a tie goes to the earlier op
+    assert nb201.decode(nb201.derive_from_weights(w))[2] == 1
+    with pytest.raises(ValueError, match="NB201 op weights must be 6 x 5"):
+        nb201.derive_from_weights(w[:5])
+
+
+@pytest.mark.parametrize("name", ["nb201", "darts"])
+def test_derivation_inverts_the_one_hot_table_of_an_architecture(name):
+    """An architecture derived from random op weights, written back as its one-hot table (DARTS: the kept
+    edges' ops, the other edges 0), derives to itself."""
+    from nshot.spaces import darts
+    sp = spaces.get(name)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        arch = sp.derive_from_weights(rng.random(sp.alpha_shape()))
+        w = np.zeros(sp.alpha_shape())
+        if name == "nb201":
+            w[np.arange(6), list(sp.decode(arch))] = 1.0
+        else:
+            g = darts.parse_genotype(arch)
+            for lo, cell in ((0, g.normal), (darts.NUM_EDGES, g.reduce)):
+                for k, (op, src) in enumerate(cell):
+                    w[lo + darts.edge_index(2 + k // 2, src), darts.OPS.index(op)] = 1.0
+            assert "none" not in arch
+        assert sp.derive_from_weights(w) == arch
 
 
 @pytest.mark.parametrize("over", [{"arch.order": 2}, {"arch.method": "snas"}])
@@ -135,6 +164,10 @@ def test_resume_is_bit_identical_on_cpu(tmp_path, over):
     ({"arch.method": "snas", "arch.order": 2}, "SNAS takes arch.order = 1"),
     ({"space.name": "macro", "model.N": 5, "model.C": 16}, "runs on the nb201 and darts spaces"),
     ({"arch.order": 3}, "arch.order"),
+    ({"arch.projection_finetune_steps": 5}, "arch.projection_finetune_steps = 5 tunes the supernet between the "
+                                            "decisions of a perturbation projection: set arch.projection"),
+    ({"arch.projection_finetune_steps": -1, "arch.projection": "perturbation"},
+     "arch.projection_finetune_steps = -1 is invalid: expected an integer >= 0"),
 ])
 def test_refused_combinations_name_the_reason(over, msg):
     with pytest.raises(ConfigError, match=msg):
@@ -294,3 +327,26 @@ def test_darts_space_end_to_end_on_a_cifar10_subset(tmp_path, shared_data, capsy
     assert trained["protocol"]["aux_weight"] == 0.4 and trained["protocol"]["cutout"] == 16
     assert 0.0 <= trained["accuracy"] <= 100.0 and "test" in trained["evaluated_on"]
     assert main(["report", str(run)]) == 0 and (run / "report.html").is_file()
+
+
+def test_ground_truth_follows_the_space_and_the_dataset(shared_data, monkeypatch):
+    """The derived cell's truth comes from the space's benchmark, in the metric of the run's dataset; a table
+    given for a space or dataset without ground truth is refused, a missing default table is just absent."""
+    csv = shared_data / "nb201" / "nb201_200ep.csv"
+    if not csv.is_file():
+        pytest.skip(f"NB201 table not found at {csv}")
+    monkeypatch.delenv("NSHOT_NB201_CSV", raising=False)
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    for dataset, metric in (("cifar10", "cifar10/test"), ("cifar100", "cifar100/test")):
+        table, got = diff._truth_table(darts_config(**{"data.name": dataset, "arch.table": str(csv)}))
+        assert got == metric and 60 < table.query(arch, metric) < 100
+    assert diff._truth_table(darts_config()) == (None, None)                      # digits, no table set
+    assert diff._truth_table(darts_config(**{"data.name": "cifar10"})) == (None, None)
+    monkeypatch.setenv("NSHOT_NB201_CSV", str(csv))                             # the benchmark's default location
+    assert diff._truth_table(darts_config(**{"data.name": "cifar10"}))[1] == "cifar10/test"
+    assert diff._truth_table(darts_config()) == (None, None)                      # digits: no ground truth
+    with pytest.raises(ValueError, match=r"arch.table = .*: benchmark nb201 has no ground truth for data.name = "
+                                         r"digits \(it has cifar10, cifar100, imagenet16-120\)"):
+        diff._truth_table(darts_config(**{"arch.table": str(csv)}))
+    with pytest.raises(ValueError, match="arch.table = .*search space 'darts' has no ground-truth benchmark"):
+        diff._truth_table(darts_config(**{"space.name": "darts", "arch.table": str(csv)}))

@@ -127,6 +127,12 @@ def test_a_registered_space_gets_the_hooks_defaults():
         assert spaces.space_class("toy-hooks") is toy
         assert not (sp.supports_auxiliary_head or sp.supports_drop_path or sp.supports_differentiable)
         assert dict(sp.standalone_defaults) == {} and sp.op_weight_labels() is None
+        assert sp.topology_groups() == [] and sp.projection_excluded_ops == () and sp.soft_split_rule == "largest_cross"
+        with pytest.raises(ValueError, match="space 'toy-hooks' has no architecture-weight table: differentiable "
+                                             "search runs on nb201, darts"):
+            sp.alpha_shape()
+        with pytest.raises(ValueError, match="space 'toy-hooks' has no derivation rule"):
+            sp.derive_from_weights([[1.0]])
         assert spaces.spaces_with("supports_differentiable") == ["nb201", "darts"]
         check_protocol(sp, StandaloneConfig())   # the NB201 protocol runs on any space
         with pytest.raises(ValueError, match=r"standalone.aux_weight = 0.4: the stand-alone network of space "
@@ -157,6 +163,7 @@ def test_a_registered_space_gets_the_hooks_defaults():
         assert (got["C"], got["N"], got["epochs"], got["lr"]) == (8, 2, 3, 0.1)   # flag > space default > built-in
         from nshot.report.alphas import op_names
         assert op_names("toy-diff") == (("a", "b"), ("e0", "e1", "e2"))
+        assert spaces.get("toy-diff").alpha_shape() == (3, 2)   # the search's table follows the labels
     finally:
         del spaces.base._REGISTRY["toy-diff"]
 
@@ -165,14 +172,16 @@ def test_the_builtin_spaces_hooks():
     import argparse
 
     from nshot.config import load_config
-    from nshot.train.differentiable import alpha_shape
     from nshot.train.train_arch import standalone_settings
 
     darts, nb201 = spaces.get("darts"), spaces.get("nb201")
     assert darts.supports_auxiliary_head and darts.supports_drop_path and not nb201.supports_auxiliary_head
-    for name in spaces.spaces_with("supports_differentiable"):   # the report's labels fit the search's table
-        ops, edges = spaces.get(name).op_weight_labels()
-        assert (len(edges), len(ops)) == alpha_shape(name)
+    assert nb201.alpha_shape() == (6, 5) and darts.alpha_shape() == (28, 8)
+    assert darts.soft_split_rule == "smallest_within" and darts.projection_excluded_ops == (0,)
+    assert nb201.soft_split_rule == "largest_cross" and nb201.topology_groups() == []
+    groups = darts.topology_groups()             # 4 nodes per cell, each its 2..5 inputs, keep 2
+    assert [len(rows) for _, rows, _ in groups] == [2, 3, 4, 5] * 2 and {k for *_, k in groups} == {2}
+    assert sorted(r for _, rows, _ in groups for r in rows) == list(range(28)) and groups[4][0] == "reduce node 2"
     assert nb201.op_weight_labels()[1][:2] == ("1<-0", "2<-0")
     assert darts.op_weight_labels()[1][0] == "normal 0->2" and darts.op_weight_labels()[1][14] == "reduce 0->2"
     got = standalone_settings(argparse.Namespace(), load_config(None, ["space.name=darts", "model.C=4", "model.N=1"]))

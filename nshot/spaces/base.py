@@ -198,6 +198,35 @@ class SearchSpace(ABC):
         differentiable search's report labels it; None (the default): the space has no such table."""
         return None
 
+    # -- differentiable search (spaces with supports_differentiable) -------------------------------------------
+    #: GM-NAS's rule for choosing the split of a differentiable search (:data:`nshot.train.gm_differentiable.
+    #: SPLIT_RULES`): ``largest_cross`` (a balanced split, the edge with the largest cross-group distance, as
+    #: GM-NAS on NB201) or ``smallest_within`` (any split, the smallest within-group distance, as on the DARTS space)
+    soft_split_rule: str = "largest_cross"
+    #: op columns a perturbation projection removes first and never keeps (DARTS: ``none``, column 0)
+    projection_excluded_ops: tuple[int, ...] = ()
+
+    def alpha_shape(self) -> tuple[int, int]:
+        """(edges, ops) of the architecture-weight table, from :meth:`op_weight_labels`; ValueError when the
+        space has none."""
+        labels = self.op_weight_labels()
+        if labels is None:
+            raise ValueError(f"space {self.name!r} has no architecture-weight table: differentiable search runs "
+                             f"on {', '.join(spaces_with('supports_differentiable'))}")
+        ops, edges = labels
+        return len(edges), len(ops)
+
+    def derive_from_weights(self, weights: Any) -> Arch:
+        """The discrete architecture an (edges x ops) table of op weights (softmaxed alphas) stands for: the
+        space's derivation rule. A space with :attr:`supports_differentiable` overrides it."""
+        raise ValueError(f"space {self.name!r} has no derivation rule for architecture weights")
+
+    def topology_groups(self) -> list[tuple[str, tuple[int, ...], int]]:
+        """Groups of alpha-table rows among which a perturbation projection keeps only some edges, as
+        ``(label, rows, keep)`` (DARTS: each intermediate node keeps 2 of its input edges); empty (the default):
+        the topology is fixed and every edge stays."""
+        return []
+
 
 _REGISTRY: dict[str, type] = {}
 

@@ -239,6 +239,21 @@ class DartsSpace(SearchSpace):
         reduction-cell edges, each ``cell src->node``."""
         return OPS, tuple(f"{cell} {src}->{node}" for cell in CELLS for node, src in EDGES)
 
+    soft_split_rule = "smallest_within"   # GM-NAS's DARTS-space rule: any split of an edge's ops
+    projection_excluded_ops = (0,)        # ``none`` is never kept by a projection
+
+    def derive_from_weights(self, weights: Any) -> Arch:
+        """:func:`derive` on a 28 x 8 table: the 14 normal-cell rows, then the 14 reduction-cell rows."""
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (2 * NUM_EDGES, len(OPS)):
+            raise ValueError(f"DARTS op weights must be {2 * NUM_EDGES} x {len(OPS)}, got {w.shape}")
+        return derive(w[:NUM_EDGES], w[NUM_EDGES:])
+
+    def topology_groups(self) -> list[tuple[str, tuple[int, ...], int]]:
+        """Per cell and intermediate node, its input edges' rows: each node keeps two."""
+        return [(f"{cell} node {node}", tuple(lo + edge_index(node, j) for j in range(node)), 2)
+                for lo, cell in ((0, CELLS[0]), (NUM_EDGES, CELLS[1])) for node in range(2, 2 + STEPS)]
+
     @property
     def choices(self) -> tuple[tuple[str, ...], ...]:
         return _CHOICES

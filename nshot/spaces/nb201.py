@@ -88,6 +88,14 @@ class NB201Space(SearchSpace):
         """NB201's 6 x 5 architecture-weight table: the five ops, one row per edge ``node<-src``."""
         return OPS, tuple(f"{node}<-{src}" for node, src in EDGES)
 
+    def derive_from_weights(self, weights: Any) -> Arch:
+        """The strongest op per edge of a 6 x 5 op-weight table, ``none`` included (as NB201's DARTS baselines
+        derive; ties: the earlier op)."""
+        rows = [[float(v) for v in row] for row in weights]
+        if len(rows) != len(EDGES) or any(len(r) != len(OPS) for r in rows):
+            raise ValueError(f"NB201 op weights must be {len(EDGES)} x {len(OPS)}")
+        return self.encode([max(range(len(OPS)), key=lambda o: (r[o], -o)) for r in rows])
+
     @property
     def choices(self) -> tuple[tuple[str, ...], ...]:
         return (OPS,) * len(EDGES)

@@ -15,20 +15,18 @@ training half:
   geometric over the epochs).
 
 Run directory: ``config.yaml``, ``env.json``, ``metrics.jsonl`` (per epoch: train and held-out loss/accuracy,
-lr, temperature, the op weights per edge, the derived architecture and, on NB201 with a table, its
-ground-truth accuracy), ``checkpoints/`` (weights, alphas, both optimizers) and ``result.json``. Every random draw
+lr, temperature, the op weights per edge, the derived architecture and, with a ground-truth table (NB201), its
+accuracy there), ``checkpoints/`` (weights, alphas, both optimizers) and ``result.json``. Every random draw
 is a function of (seed, step), so a resumed run equals an uninterrupted one bit for bit on CPU.
 """
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -36,7 +34,6 @@ from .. import spaces
 from ..config import Config, dump_config, load_config
 from ..data import epoch_batches, num_batches, train_input
 from ..run.rundir import RunDir
-from ..spaces import darts as darts_space
 from . import rng
 from .checkpoint import atomic_write_bytes, load_checkpoint_from, save_checkpoint
 from .env import environment, resolve_device
@@ -53,16 +50,6 @@ ALPHA_INIT = 23
 
 
 # -- architecture weights ---------------------------------------------------------------------------------------
-def alpha_shape(space: str) -> tuple[int, int]:
-    """(edges, ops) of a space's architecture parameters: NB201 6 x 5; DARTS 28 x 8 (normal edges, then reduce)."""
-    if space == "nb201":
-        from ..spaces import nb201
-        return len(nb201.EDGES), len(nb201.OPS)
-    if space == "darts":
-        return 2 * darts_space.NUM_EDGES, len(darts_space.OPS)
-    raise ValueError(f"differentiable search runs on the nb201 and darts spaces, not {space!r}")
-
-
 def gumbel_softmax(alpha: torch.Tensor, tau: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """A relaxed one-hot sample per row: ``softmax((alpha + G) / tau)``, G standard Gumbel noise (drawn on the CPU
     from ``generator``, then moved to ``alpha``'s device). As tau -> 0 the rows become one-hot, at the argmax of
@@ -107,18 +94,6 @@ def mixed_logits(net: torch.nn.Module, x: torch.Tensor, weights: torch.Tensor) -
     if hasattr(net, "forward_mixed"):
         return net.forward_mixed(x, weights)
     return net.forward_weighted(x, weights.unsqueeze(0))
-
-
-def derive(space: str, weights: Union[torch.Tensor, np.ndarray]) -> str:
-    """The discrete architecture of an op-weight table: NB201 the strongest op per edge (``none`` included, as
-    NB201's DARTS baselines do); DARTS space its derivation rule (:func:`nshot.spaces.darts.derive`)."""
-    w = weights.detach().cpu().double().numpy() if isinstance(weights, torch.Tensor) else np.asarray(weights)
-    if space == "nb201":
-        return spaces.get("nb201").encode([int(np.argmax(row)) for row in w])
-    if space == "darts":
-        n = darts_space.NUM_EDGES
-        return darts_space.derive(w[:n], w[n:])
-    raise ValueError(f"no derivation rule for space {space!r}")
 
 
 def unrolled_alpha_grad(train_loss: Callable[[], torch.Tensor], val_loss: Callable[[], torch.Tensor],
@@ -190,7 +165,7 @@ class DifferentiableSearch:
         in_channels = self.train_data.x.shape[1]
         self.model = build_model(cfg, self.train_data.num_classes, in_channels, self.mask,
                                  init_salt=node or 0).to(self.device)
-        shape = alpha_shape(self.space_name)
+        shape = self.space.alpha_shape()
         self.allowed = allowed_table(shape, self.mask)
         if self.allowed is not None:
             self.allowed = self.allowed.to(self.device)
@@ -213,7 +188,7 @@ class DifferentiableSearch:
         self.total_steps = cfg.train.epochs * self.steps_per_epoch
         self.step = 0
         self.metrics = MetricsLog(self.files.metrics, tensorboard=cfg.run.tensorboard)
-        self.table = _nb201_table(cfg) if self.space_name == "nb201" else None
+        self.table, self.truth_metric = _truth_table(cfg)
         self._acc = _fresh()
 
     # -- construction ------------------------------------------------------------------------------------
@@ -338,17 +313,41 @@ class DifferentiableSearch:
     def weight_step(self, t: int, xt: torch.Tensor, yt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
         """SGD on the supernet weights with the step's (fixed) op weights."""
         lr = self.lr_policy(t, self.total_steps)
+        loss, correct = self._sgd_step(xt, yt, self.weights(t, 1).detach(), lr)
+        return loss, correct, lr
+
+    def _sgd_step(self, x: torch.Tensor, y: torch.Tensor, table: torch.Tensor,
+                  lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         for g in self.w_opt.param_groups:
             g["lr"] = lr
         self.w_opt.zero_grad(set_to_none=True)
         self.model.train()
-        logits = mixed_logits(self.model, xt, self.weights(t, 1).detach())
-        loss = F.cross_entropy(logits, yt)
+        logits = mixed_logits(self.model, x, table)
+        loss = F.cross_entropy(logits, y)
         loss.backward()
         if self.cfg.train.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None], self.cfg.train.grad_clip)
         self.w_opt.step()
-        return loss.detach(), (logits.detach().argmax(1) == yt).sum(), lr
+        return loss.detach(), (logits.detach().argmax(1) == y).sum()
+
+    def tune_weights(self, table: torch.Tensor, steps: int, seed: int) -> None:
+        """``steps`` SGD steps on the supernet weights with the op-weight ``table`` held fixed, at the lr the
+        search's schedule ended at (``optim.lr_min``), the optimizer's momentum carried on: DARTS-PT's tuning
+        between projection decisions. Batches of the training half in the order of the seeded stream ``seed``
+        (augmented per step); nothing is checkpointed, so a projection that is cut off repeats identically."""
+        cfg = self.cfg
+        seed %= 2 ** 31
+        table = table.detach().to(self.device)
+        done, cycle = 0, 0
+        while done < steps:
+            for idx in epoch_batches(len(self.train_data), cfg.train.batch_size, seed, cycle, shuffle=True,
+                                     drop_last=cfg.train.drop_last):
+                if done >= steps:
+                    break
+                x, y = self._inputs(self.train_data, idx.to(self.device), rng.torch_seed(seed, rng.AUGMENT, done))
+                self._sgd_step(x, y, table, cfg.optim.lr_min)
+                done += 1
+            cycle += 1
 
     # -- the loop ----------------------------------------------------------------------------------------
     def fit(self, max_steps: Optional[int] = None, until: Optional[int] = None,
@@ -419,7 +418,7 @@ class DifferentiableSearch:
         """Write the epoch's record (metrics.jsonl) and return it."""
         a, n = self._acc, len(self._acc["loss"])
         probs = self.probs().cpu()
-        arch = derive(self.space_name, probs)
+        arch = self.derive(probs)
         record = {"epoch": epoch + 1, "step": self.step, "loss": sum(a["loss"]) / max(n, 1),
                   "acc": 100.0 * a["correct"] / max(a["seen"], 1), "valid_loss": sum(a["vloss"]) / max(n, 1),
                   "valid_acc": 100.0 * a["vcorrect"] / max(a["seen_valid"], 1), "lr": a["lr"] / max(n, 1),
@@ -435,11 +434,19 @@ class DifferentiableSearch:
         return record
 
     def truth(self, arch: str) -> Optional[float]:
-        """The NB201 ground truth (``cifar10/test``, %) of ``arch``, when a table is configured."""
-        return float(self.table.query(arch, "cifar10/test")) if self.table is not None else None
+        """The ground truth (%) of ``arch`` in the space's benchmark table for the run's dataset (NB201 on
+        CIFAR-10: ``cifar10/test``), when a table is configured; else None."""
+        return float(self.table.query(arch, self.truth_metric)) if self.table is not None else None
+
+    def derive(self, weights: torch.Tensor) -> str:
+        """The architecture an (edges x ops) op-weight table stands for, by the space's derivation rule
+        (:meth:`~nshot.spaces.base.SearchSpace.derive_from_weights`; NB201: the strongest op per edge, ``none``
+        included; DARTS space: two strongest non-``none`` inputs per node)."""
+        return self.space.derive_from_weights(weights.detach().cpu().double().numpy())
 
     def derived(self) -> str:
-        return derive(self.space_name, self.probs())
+        """The architecture of the current alphas (their softmax within the mask)."""
+        return self.derive(self.probs())
 
     def _write_result(self) -> None:
         arch = self.derived()
@@ -450,7 +457,7 @@ class DifferentiableSearch:
                   "step": self.step}
         truth = self.truth(arch)
         if truth is not None:
-            result["truth"] = {"metric": "cifar10/test", "value": truth}
+            result["truth"] = {"metric": self.truth_metric, "value": truth}
         atomic_write_bytes(self.files.result, (json.dumps(result, indent=1) + "\n").encode())
 
     @property
@@ -468,10 +475,28 @@ def _cfg_dict(cfg: Config) -> dict[str, Any]:
     return to_dict(cfg)
 
 
-def _nb201_table(cfg: Config):
-    """The NB201 table named by ``arch.table`` or ``NSHOT_NB201_CSV``; None when neither is set."""
-    path = cfg.arch.table or os.environ.get("NSHOT_NB201_CSV")
-    if not path:
-        return None
-    from ..benchmarks.nb201 import NB201Benchmark
-    return NB201Benchmark.load(path)
+def _truth_table(cfg: Config) -> tuple[Any, Optional[str]]:
+    """(table, metric) of the run's ground truth: the space's benchmark (:func:`nshot.benchmarks.
+    default_for_space`) read from ``arch.table`` or the benchmark's default location (NB201: ``NSHOT_NB201_CSV``),
+    and its metric for ``data.name``. (None, None) when the space or the dataset has no ground truth or no table
+    is found; an explicit ``arch.table`` that cannot apply is refused."""
+    from .. import benchmarks
+    path = cfg.arch.table
+    try:
+        bench_name = benchmarks.default_for_space(cfg.space.name)
+    except benchmarks.BenchmarkError as e:
+        if path:
+            raise ValueError(f"arch.table = {path}: {e}") from None
+        return None, None
+    metric = benchmarks.base.dataset_metrics(bench_name).get(cfg.data.name)
+    if metric is None:
+        if path:
+            raise ValueError(f"arch.table = {path}: benchmark {bench_name} has no ground truth for data.name = "
+                             f"{cfg.data.name} (it has {', '.join(benchmarks.base.dataset_metrics(bench_name))})")
+        return None, None
+    try:
+        return benchmarks.get(bench_name, path), metric
+    except benchmarks.BenchmarkNotFound:
+        if path:
+            raise
+        return None, None

@@ -8,11 +8,13 @@ halving among sub-supernets and DARTS-PT-style projection.
 * :func:`darts_partition`: every split of an edge's ops into S and its complement with 2 <= |S| <= n/2 (1 <= |S|
   when fewer than 4 ops are left), minimal summed within-group distance; :func:`choose_soft_split` picks the edge
   whose best split has the *smallest* within-group distance (the sign convention of GM-NAS's DARTS-space code;
-  normal and reduction edges are both candidates).
+  normal and reduction edges are both candidates); :func:`choose_balanced_split` is GM-NAS's NB201 rule (balanced
+  split, largest cross-group distance). :data:`SPLIT_RULES` names both; a space picks its own
+  (``soft_split_rule``).
 * :func:`successive_halving`: train the candidates a budget, keep the better half by held-out accuracy, repeat.
 * :func:`project_ops` / :func:`project_topology`: DARTS-PT's perturbation-based selection: on each edge remove
-  one op at a time (its weight set to 0) and keep the op whose removal lowers held-out accuracy most; on the
-  DARTS space then keep, per node, the two input edges whose removal hurts most.
+  one op at a time (its weight set to 0) and keep the op whose removal lowers held-out accuracy most; then, in
+  each of the space's topology groups (DARTS: a node's input edges), keep the edges whose removal hurts most.
 """
 from __future__ import annotations
 
@@ -23,9 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..spaces import darts as darts_space
 from .differentiable import mixed_logits
-from .gradmatch import cosine_distance_matrix
+from .gradmatch import best_partition, cosine_distance_matrix
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -107,6 +108,31 @@ def choose_soft_split(distances_by_edge: dict[int, tuple[Sequence[int], np.ndarr
     return {"decision": chosen, "groups": report[chosen]["groups"], "candidates": report}
 
 
+def choose_balanced_split(distances_by_edge: dict[int, tuple[Sequence[int], np.ndarray]]) -> dict:
+    """GM-NAS's NB201 rule: per edge the balanced 2-way split with the smallest within-group distance
+    (:func:`~nshot.train.gradmatch.best_partition`); the edge whose split has the *largest* cross-group distance
+    (ties: the lower edge). Returns the decision, its op groups and every candidate's."""
+    report = {}
+    for e, (ops, d) in distances_by_edge.items():
+        if len(ops) < 2:
+            continue
+        parts, intra, cross = best_partition(d)
+        report[e] = {"ops": list(ops), "distances": np.asarray(d).tolist(), "intra": intra, "cross": cross,
+                     "groups": [[list(ops)[i] for i in p] for p in parts]}
+    if not report:
+        raise ValueError("no edge has two or more allowed ops left to split")
+    chosen = max(report, key=lambda e: (report[e]["cross"], -e))
+    return {"decision": chosen, "groups": report[chosen]["groups"], "candidates": report}
+
+
+#: GM-NAS's split rules for differentiable search by name; a space names its own
+#: (:attr:`~nshot.spaces.base.SearchSpace.soft_split_rule`)
+SPLIT_RULES: dict[str, Callable[[dict[int, tuple[Sequence[int], np.ndarray]]], dict]] = {
+    "largest_cross": choose_balanced_split,
+    "smallest_within": choose_soft_split,
+}
+
+
 def successive_halving(candidates: Sequence[str], train: Callable[[str, int], None],
                        score: Callable[[str], float], budget: int, rounds: Optional[int] = None) -> tuple[str, list]:
     """Keep the better half of ``candidates`` (by ``score``, higher is better; ties: the earlier) after each
@@ -135,12 +161,13 @@ def _accuracy(model: torch.nn.Module, weights: torch.Tensor, batches: Sequence[B
 
 
 def project_ops(model: torch.nn.Module, probs: torch.Tensor, batches: Sequence[Batch],
-                order: Optional[Sequence[int]] = None, exclude: Sequence[int] = ()) -> tuple[torch.Tensor, list[dict]]:
+                order: Optional[Sequence[int]] = None, exclude: Sequence[int] = (),
+                tune: Optional[Callable[[torch.Tensor], None]] = None) -> tuple[torch.Tensor, list[dict]]:
     """DARTS-PT op selection, one edge at a time (in ``order``): for each op with non-zero weight, held-out
     accuracy with that op removed; the edge keeps (one-hot) the op whose removal hurts most (ties: the lower
-    op). Ops in ``exclude`` (the DARTS space's ``none``: 0) are removed first and never kept. Returns the
-    projected table and per edge the accuracies. (DARTS-PT also fine-tunes the supernet between projections;
-    this does not.)"""
+    op). Ops in ``exclude`` (the DARTS space's ``none``: 0) are removed first and never kept. ``tune(table)``,
+    if given, is called after each decision with the table so far (DARTS-PT tunes the supernet's weights there
+    before the next edge is measured). Returns the projected table and per edge the accuracies."""
     w = probs.detach().clone()
     if exclude:
         w[:, list(exclude)] = 0.0
@@ -158,34 +185,33 @@ def project_ops(model: torch.nn.Module, probs: torch.Tensor, batches: Sequence[B
         w[e] = 0.0
         w[e, keep] = 1.0
         log.append({"edge": int(e), "accuracy_without": {int(o): a for o, a in accs.items()}, "kept": int(keep)})
+        if tune is not None:
+            tune(w)
     return w, log
 
 
-def project_topology(model: torch.nn.Module, weights: torch.Tensor, batches: Sequence[Batch]) -> tuple[str, list]:
-    """DARTS-PT topology selection on the DARTS space after :func:`project_ops` (one op per edge): per cell and
-    intermediate node, remove each input edge in turn and keep the two whose removal lowers held-out accuracy
-    most. Returns the genotype text and the accuracies."""
+def project_topology(model: torch.nn.Module, weights: torch.Tensor, batches: Sequence[Batch],
+                     groups: Sequence[tuple[str, Sequence[int], int]],
+                     tune: Optional[Callable[[torch.Tensor], None]] = None) -> tuple[torch.Tensor, list[dict]]:
+    """DARTS-PT topology selection after :func:`project_ops` (one op per edge): for each ``(label, rows, keep)``
+    of ``groups`` (a space's :meth:`~nshot.spaces.base.SearchSpace.topology_groups`; DARTS: a node's input
+    edges, keep 2), remove each row in turn and keep the ``keep`` rows whose removal lowers held-out accuracy
+    most (ties: the lower row); the other rows are zeroed before the next group (and ``tune(table)`` is called,
+    as in :func:`project_ops`). Returns the table and per group the accuracies."""
     w = weights.detach().clone()
-    n = darts_space.NUM_EDGES
     log = []
-    cells = []
-    for lo in (0, n):
-        gene = []
-        for node in range(2, 2 + darts_space.STEPS):
-            edges = [lo + darts_space.edge_index(node, j) for j in range(node)]
-            accs = {}
-            for e in edges:
-                trial = w.clone()
-                trial[e] = 0.0
-                accs[e] = _accuracy(model, trial, batches)
-            kept = sorted(sorted(edges, key=lambda e: (accs[e], e))[:2])
-            for e in edges:
-                if e not in kept:
-                    w[e] = 0.0
-            for e in kept:
-                op = int(torch.argmax(w[e, 1:])) + 1
-                gene.append((darts_space.OPS[op], darts_space.EDGES[e - lo][1]))
-            log.append({"cell": "normal" if lo == 0 else "reduce", "node": node,
-                        "accuracy_without": {int(e - lo): a for e, a in accs.items()}, "kept": [int(e - lo) for e in kept]})
-        cells.append(tuple(gene))
-    return darts_space.format_genotype(darts_space.Genotype(*cells)), log
+    for label, rows, keep in groups:
+        accs = {}
+        for e in rows:
+            trial = w.clone()
+            trial[e] = 0.0
+            accs[e] = _accuracy(model, trial, batches)
+        kept = sorted(sorted(rows, key=lambda e: (accs[e], e))[:keep])
+        for e in rows:
+            if e not in kept:
+                w[e] = 0.0
+        log.append({"group": label, "accuracy_without": {int(e): a for e, a in accs.items()},
+                    "kept": [int(e) for e in kept]})
+        if tune is not None:
+            tune(w)
+    return w, log

@@ -3,13 +3,14 @@
 Every sub-supernet is a :class:`~nshot.train.differentiable.DifferentiableSearch` with a mask over the alpha table
 (per edge, its allowed ops), in ``RUN/nodes/<id>/``. Phases end at ``fewshot.split_epochs``: every leaf trains
 to the split epoch, then splits in two on the edge chosen by soft-weight gradient matching
-(:mod:`nshot.train.gm_differentiable`; NB201: 2/3 split with the largest cross-group distance, DARTS space: the
-smallest within-group distance). Alphas stay fixed until the last split. Children of a non-final split inherit
+(:mod:`nshot.train.gm_differentiable`, by the space's ``soft_split_rule``; NB201: 2/3 split with the largest
+cross-group distance, DARTS space: the smallest within-group distance). Alphas stay fixed until the last split. Children of a non-final split inherit
 the parent's weights, alphas and optimizer state (by parameter name); with ``fewshot.restart_final`` the
 children of the last split start afresh with their own schedule over the remaining epochs. The last phase is
 run as successive halving: the leaves train in rounds, and after each round the half with the lower held-out
 accuracy (mixed op at the current softmax) stops. The survivor's architecture is derived by ``arch.projection``
-(``argmax``, or ``perturbation``: DARTS-PT op then topology selection on held-out batches).
+(``argmax``, or ``perturbation``: DARTS-PT op selection, then topology selection in the space's
+``topology_groups``, on held-out batches).
 
 ``RUN/gm.json`` holds the tree, the split evidence and the halving rounds; ``RUN/result.json`` the architecture.
 Resuming continues from the last finished phase (a node resumes from its own checkpoint).
@@ -21,23 +22,23 @@ import math
 import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
-import numpy as np
 import torch
 
+from .. import spaces
 from ..config import Config, dump_config, load_config
 from ..data import epoch_batches
 from ..run.rundir import RunDir
 from . import rng
 from .checkpoint import atomic_write_bytes, load_checkpoint_from
-from .differentiable import DifferentiableSearch, alpha_shape, derive
-from .gm_differentiable import choose_soft_split, project_ops, project_topology, soft_gm_distances, successive_halving
-from .gradmatch import best_partition
+from .differentiable import DifferentiableSearch
+from .gm_differentiable import SPLIT_RULES, project_ops, project_topology, soft_gm_distances, successive_halving
 from .trainer import RunDirError, load_data
 
 GM_BATCHES = 26     # random stream of the GM estimate's batches
 SCORE_BATCHES = 4   # held-out batches that score a leaf in successive halving and drive projection
+PT_TUNE = 27        # random stream of DARTS-PT's tuning batches between projection decisions
 
 
 class Paused(Exception):
@@ -63,7 +64,8 @@ class GMSearch:
         if not self.splits or self.splits[0] < 1:
             raise ValueError(f"fewshot.split_epochs = {cfg.fewshot.split_epochs}: GM-NAS splits a warmed-up "
                              "supernet, so every split epoch must be >= 1")
-        self.shape = alpha_shape(cfg.space.name)
+        self.space = spaces.for_config(cfg)
+        self.shape = self.space.alpha_shape()
         self.state: dict[str, Any] = {"phase": 0, "leaves": [{"id": 0, "mask": None, "parent": None}],
                                       "next_id": 1, "splits": [], "halving": None, "done": False}
 
@@ -170,7 +172,7 @@ class GMSearch:
             probs = node.probs()
             dists = {e: (list(mask[e]), soft_gm_distances(node.model, probs, e, list(mask[e]), batches))
                      for e in range(self.shape[0]) if len(mask[e]) >= 2 and e not in leaf.get("split_edges", [])}
-            choice = _choose(self.cfg.space.name, dists)
+            choice = SPLIT_RULES[self.space.soft_split_rule](dists)
             e = choice["decision"]
             st["splits"].append({"phase": k, "node": leaf["id"], "edge": e, "groups": choice["groups"],
                                  "candidates": {str(c): {kk: v for kk, v in r.items() if kk != "distances"}
@@ -247,47 +249,45 @@ class GMSearch:
         log: Any = None
         if self.cfg.arch.projection == "perturbation":
             batches = self._valid_batches(node)
-            exclude = (0,) if self.cfg.space.name == "darts" else ()
-            w, log = project_ops(node.model, probs, batches, exclude=exclude)
-            if self.cfg.space.name == "darts":
-                arch, topo = project_topology(node.model, w, batches)
+            tune = self._tuner(node)
+            w, log = project_ops(node.model, probs, batches, exclude=self.space.projection_excluded_ops, tune=tune)
+            groups = self.space.topology_groups()
+            if groups:
+                w, topo = project_topology(node.model, w, batches, groups, tune=tune)
                 log = {"ops": log, "topology": topo}
-            else:
-                arch = derive(self.cfg.space.name, w)
+            arch = node.derive(w)
         else:
-            arch = derive(self.cfg.space.name, probs)
+            arch = node.derive(probs)
         result = {"method": f"gm+{self.cfg.arch.method}", "space": self.cfg.space.name, "arch": arch,
                   "projection": self.cfg.arch.projection, "node": winner, "mask": leaf["mask"],
+                  **({"projection_finetune_steps": self.cfg.arch.projection_finetune_steps}
+                     if self.cfg.arch.projection_finetune_steps else {}),
                   "params": node.space.num_params(arch, num_classes=node.train_data.num_classes,
                                                   in_channels=node.train_data.x.shape[1])}
         truth = node.truth(arch)
         if truth is not None:
-            result["truth"] = {"metric": "cifar10/test", "value": truth}
+            result["truth"] = {"metric": node.truth_metric, "value": truth}
         if log is not None:
             result["projection_log"] = log
         atomic_write_bytes(self.files.result, (json.dumps(result, indent=1) + "\n").encode())
         st["done"] = True
         self._save()
 
+    def _tuner(self, node: DifferentiableSearch) -> Optional[Callable[[torch.Tensor], None]]:
+        """DARTS-PT's tuning between projection decisions: ``arch.projection_finetune_steps`` weight steps with
+        the table so far, decision k on its own batch stream (seed, PT_TUNE, k); None when the steps are 0."""
+        steps = self.cfg.arch.projection_finetune_steps
+        if not steps:
+            return None
+        decisions = iter(range(1 << 30))
+
+        def tune(table: torch.Tensor) -> None:
+            node.tune_weights(table, steps, rng.torch_seed(self.cfg.seed, PT_TUNE, next(decisions)))
+        return tune
+
     @property
     def done(self) -> bool:
         return bool(self.state["done"])
-
-
-def _choose(space: str, dists: dict[int, tuple[list[int], np.ndarray]]) -> dict:
-    """NB201: GM-NAS's NB201 rule (balanced 2-way split, the edge with the largest cross-group distance);
-    DARTS space: :func:`choose_soft_split` (smallest within-group distance)."""
-    if space == "darts":
-        return choose_soft_split(dists)
-    report = {}
-    for e, (ops, d) in dists.items():
-        parts, intra, cross = best_partition(d)
-        report[e] = {"ops": ops, "distances": np.asarray(d).tolist(), "intra": intra, "cross": cross,
-                     "groups": [[ops[i] for i in p] for p in parts]}
-    if not report:
-        raise ValueError("no edge has two or more allowed ops left to split")
-    chosen = max(report, key=lambda e: (report[e]["cross"], -e))
-    return {"decision": chosen, "groups": report[chosen]["groups"], "candidates": report}
 
 
 def _inherit(node: DifferentiableSearch, state: dict[str, Any]) -> None:
