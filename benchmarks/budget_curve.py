@@ -19,7 +19,7 @@ import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from benchmarks.common import REPO, prepare_cifar, shared_data
 from benchmarks.jobs import Job, in_parallel, run_job
@@ -27,17 +27,33 @@ from benchmarks.jobs import Job, in_parallel, run_job
 
 @dataclass(frozen=True)
 class Point:
-    """One run of the curve."""
-    recipe: str        # configs/nb201/<recipe>.yaml
+    """One run: a recipe (``configs/nb201/<recipe>.yaml``) at a budget, shape and seed. ``tag`` tells apart
+    two schedules of one recipe, ``args`` are more ``benchmarks.rank_cifar10`` arguments (e.g. ``--extra``
+    overrides), ``path_updates`` the path forward/backward passes of the whole run in SPOS epochs (what a
+    comparison at equal path updates holds equal)."""
+    recipe: str
     epochs: int
     seed: int
     C: int = 8
     N: int = 1
+    tag: str = ""
+    args: tuple[str, ...] = ()
+    path_updates: Optional[float] = None
 
     @property
     def name(self) -> str:
         shape = "" if (self.C, self.N) == (8, 1) else f"-c{self.C}n{self.N}"
-        return f"{self.recipe}{shape}-e{self.epochs}-s{self.seed}"
+        return f"{self.recipe}{self.tag}{shape}-e{self.epochs}-s{self.seed}"
+
+    @property
+    def group(self) -> str:
+        """The name less the seed: the runs a mean ± std is taken over."""
+        return self.name.rsplit("-s", 1)[0]
+
+    @property
+    def updates(self) -> float:
+        """Path updates in SPOS epochs (SPOS: one path per step, so its epochs)."""
+        return float(self.epochs) if self.path_updates is None else self.path_updates
 
 
 def _points() -> list[Point]:
@@ -54,13 +70,24 @@ def _points() -> list[Point]:
 POINTS = _points()
 
 
+def selected(points: Sequence[Point], only: Optional[Sequence[str]]) -> list[Point]:
+    """``points``, or the ones named in ``only`` in that order; SystemExit naming an unknown name."""
+    if not only:
+        return list(points)
+    by_name = {p.name: p for p in points}
+    unknown = [n for n in only if n not in by_name]
+    if unknown:
+        raise SystemExit(f"unknown point(s) {', '.join(unknown)}; known: {', '.join(by_name)}")
+    return [by_name[n] for n in only]
+
+
 def run_point(p: Point, out: Path, args) -> None:
     """Train + rank (327 subset) + rank (seeded sample) one point; each stage skips what is already done."""
     run = out / p.name
     log = out / f"{p.name}.log"
     rank_args = ["--config", str(REPO / f"configs/nb201/{p.recipe}.yaml"), "--epochs", str(p.epochs), "--C", str(p.C),
                  "--N", str(p.N), "--seed", str(p.seed), "--eval-images", str(args.eval_images), "--threads",
-                 str(args.threads), "--data-root", args.data_root, "--out", str(run)]
+                 str(args.threads), "--data-root", args.data_root, *p.args, "--out", str(run)]
     run_job(Job("rank_cifar10", rank_args, run / "bench_rank.json", log))
     if args.sample and not (run / f"rank-n{args.sample}.json").exists():
         from benchmarks.rank_sample import rank_one
@@ -118,27 +145,27 @@ def _fmt(x, spec: str = ".3f") -> str:
     return "–" if x is None else format(x, spec)
 
 
-def summary(out: Path, sample: int) -> dict:
-    """Per point and per (recipe, shape, epochs) over seeds; printed as markdown tables, written to
-    OUT/summary.json."""
-    rows = {p.name: point_result(out / p.name, sample) for p in POINTS}
-    print("| point | tau 327 | rho | p@10% | top-1 | tau(scores, params) | rank err q0 / q4 | ties 327 | "
-          f"tau n{sample} | ties n{sample} | train acc % | train min |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, r in rows.items():
+def summary(out: Path, sample: int, points: Sequence[Point] = POINTS) -> dict:
+    """Per point and per group of seeds (:attr:`Point.group`); printed as markdown tables (with each point's
+    path updates in SPOS epochs), written to OUT/summary.json."""
+    rows = {p.name: point_result(out / p.name, sample) for p in points}
+    print("| point | path updates (SPOS epochs) | tau 327 | rho | p@10% | top-1 | tau(scores, params) | "
+          f"rank err q0 / q4 | ties 327 | tau n{sample} | ties n{sample} | train acc % | train min |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for p in points:
+        r = rows[p.name]
         if r is None:
             continue
         q = r["rank_error_q"]
-        print(f"| {name} | {_fmt(r['tau_327'])} | {_fmt(r['rho_327'])} | {_fmt(r['p10_327'], '.2f')} | "
-              f"{_fmt(r['top1_327'], '.2f')} | {_fmt(r['tau_params_327'])} | "
+        print(f"| {p.name} | {p.updates:g} | {_fmt(r['tau_327'])} | {_fmt(r['rho_327'])} | "
+              f"{_fmt(r['p10_327'], '.2f')} | {_fmt(r['top1_327'], '.2f')} | {_fmt(r['tau_params_327'])} | "
               f"{_fmt(q[0] if q else None, '+.2f')} / {_fmt(q[-1] if q else None, '+.2f')} | {r['ties_327']} | "
               f"{_fmt(r.get('tau_sample'))} | {r.get('ties_sample', '–')} | {r['train_acc_last']:.1f} | "
               f"{r['train_minutes']:.0f} |")
     groups: dict[str, list[dict]] = {}
-    for p in POINTS:
+    for p in points:
         if rows[p.name] is not None:
-            key = f"{p.recipe}" + ("" if (p.C, p.N) == (8, 1) else f"-c{p.C}n{p.N}") + f"-e{p.epochs}"
-            groups.setdefault(key, []).append(rows[p.name])
+            groups.setdefault(p.group, []).append(rows[p.name])
     agg = {}
     print("\n| recipe / epochs | seeds | tau 327 mean ± std | tau sample mean ± std | train acc % | train min/run |")
     print("|---|---|---|---|---|---|")
@@ -167,7 +194,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-images", type=int, default=2500, help="first N `valid` images per score")
     ap.add_argument("--sample", type=int, default=1000, help="cells of the all-cell sample (0: none)")
-    ap.add_argument("--only", nargs="*", help="run only these point names")
+    ap.add_argument("--only", nargs="*", help="run only these point names, in this order")
     ap.add_argument("--data-root", default="/tmp/nshot-cifar")
     ap.add_argument("--summary", action="store_true", help="only print/write the table of finished points")
     args = ap.parse_args(argv)
@@ -175,8 +202,7 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if not args.summary:
         prepare_cifar(Path(args.data_root))
-        todo = [p for p in POINTS if not args.only or p.name in args.only]
-        in_parallel(lambda p: run_point(p, out, args), todo, args.jobs)
+        in_parallel(lambda p: run_point(p, out, args), selected(POINTS, args.only), args.jobs)
     summary(out, args.sample)
 
 

@@ -1,0 +1,67 @@
+"""benchmarks/protocol_compare.py (issue 18 item 2) and the budget curve's points: the rows' schedules and path
+updates, seed 0 first, runs shared with the curve, and every point a config nshot accepts (no training here)."""
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import budget_curve, protocol_compare as pc
+from benchmarks.common import REPO
+from nshot.config import load_config
+
+
+def test_rows_state_their_schedules_and_path_updates():
+    pts = {p.name: p for p in pc.points(60)}
+    assert len(pts) == len(pc.points(60))                                    # names are unique
+    assert pc.fsnas_paper(60) == 40 and pc.gmnas_paper(60) == (13, 27) and pc.gmnas_paper(90) == (20, 40)
+    assert pts["spos-e60-s1"].updates == 60 and pts["spos_calr_ms-e60-s2"].updates == 60
+    assert pts["fairnas-e12-s2"].updates == 60 and pts["fairnas-e60-s0"].updates == 300
+    assert "fairnas-e60-s1" not in pts and "pinas-e60-s2" not in pts          # equal epochs: seed 0 only
+    assert pts["pinas-e30-s1"].updates == 60 and pts["pinas-e60-s0"].updates == 120
+    assert pts["fsnas-paper-e60-s0"].updates == 40 + 5 * 20                 # warm-up, then 5 sub-supernets
+    assert "fewshot.split_epochs=[40]" in pts["fsnas-paper-e60-s0"].args
+    assert "fewshot.inherit=true" in pts["fsnas_calr_ms-paper-e60-s2"].args
+    assert pts["gmnas-paper-e60-s0"].updates == 13 + 2 * 14 + 4 * 33
+    assert pc.gmnas_equal(60) == (21, 5, 9) and pc.gm_updates(21, 5, 9) == 61   # the paper's proportions, ~E
+    assert "fewshot.split_epochs=[5,9]" in pts["gmnas_calr_ms-equal-e21-s1"].args
+    assert pts["gmnas_calr_ms-equal-e21-s1"].updates == 61
+    for p in pts.values():                                                  # every equal-budget row spends E
+        if p.name.startswith(("fairnas-e12", "pinas-e30", "fsnas-equal")):
+            assert p.updates == 60, p.name
+        if "gmnas" in p.name and "-equal" in p.name:
+            assert abs(p.updates - 60) <= 2, p.name
+
+
+def test_seed_zero_of_every_row_runs_first_and_curve_runs_are_shared():
+    order = pc.points(60)
+    seeds = [p.seed for p in order]
+    assert seeds == sorted(seeds)
+    assert sum(1 for s in seeds if s == 0) == len(pc.rows(60))
+    curve = {p.name for p in budget_curve.POINTS}
+    assert {"spos-e60-s0", "spos-e60-s1", "spos-e60-s2", "spos_calr_ms-e60-s1"} <= curve & {p.name for p in order}
+    assert budget_curve.Point("spos", 60, 2).group == "spos-e60" and pc.points(60)[0].group == "spos-e60"
+
+
+@pytest.mark.parametrize("epochs", [60, 120])
+def test_every_point_is_a_valid_config(epochs):
+    """The overrides rank_cifar10 would pass (recipe, epochs, shape, seed, --extra) validate: split epochs inside
+    the run, inheritance where asked."""
+    for p in pc.points(epochs):
+        extra = list(p.args[p.args.index("--extra") + 1:]) if "--extra" in p.args else []
+        cfg = load_config(REPO / f"configs/nb201/{p.recipe}.yaml",
+                          [f"train.epochs={p.epochs}", f"model.C={p.C}", f"model.N={p.N}", f"seed={p.seed}", *extra])
+        assert cfg.train.epochs == p.epochs
+        if "-paper" in p.name:
+            assert max(cfg.fewshot.split_epochs) < p.epochs and cfg.fewshot.inherit
+
+
+def test_bad_budgets_and_names_are_refused(capsys):
+    with pytest.raises(ValueError, match="must be a multiple of 10"):
+        pc.rows(45)
+    with pytest.raises(SystemExit, match="unknown point"):
+        pc.main(["--epochs", "60", "--list", "--only", "spos-e61-s0"])
+    with pytest.raises(SystemExit, match="multiple of 10"):
+        pc.main(["--epochs", "45", "--list"])
+    pc.main(["--epochs", "60", "--list", "--only", "gmnas-paper-e60-s0", "spos-e60-s0"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].startswith("| gmnas-paper-e60-s0 | 60 | 173 | --extra fewshot.split_epochs=[13,27]")
+    assert out[3] == "| spos-e60-s0 | 60 | 60 | – |"
