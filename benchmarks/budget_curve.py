@@ -78,7 +78,7 @@ def selected(points: Sequence[Point], only: Optional[Sequence[str]]) -> list[Poi
     unknown = [n for n in only if n not in by_name]
     if unknown:
         raise SystemExit(f"unknown point(s) {', '.join(unknown)}; known: {', '.join(by_name)}")
-    return [by_name[n] for n in only]
+    return [by_name[n] for n in dict.fromkeys(only)]            # a name given twice runs once
 
 
 def run_point(p: Point, out: Path, args) -> None:
@@ -89,7 +89,7 @@ def run_point(p: Point, out: Path, args) -> None:
                  "--N", str(p.N), "--seed", str(p.seed), "--eval-images", str(args.eval_images), "--threads",
                  str(args.threads), "--data-root", args.data_root, *p.args, "--out", str(run)]
     run_job(Job("rank_cifar10", rank_args, run / "bench_rank.json", log))
-    if args.sample and not (run / f"rank-n{args.sample}.json").exists():
+    if args.sample and not (run / f"rank-{ranking_files(run, args.sample)[1]}.json").exists():
         from benchmarks.rank_sample import rank_one
         rank_one(run, str(args.sample), None, shared_data() / "nb201" / "nb201_200ep.csv", args.threads)
 
@@ -115,29 +115,50 @@ def _ties(csv_path: Path) -> Optional[int]:
     return sum(counts[s] for s, reps in groups.items() if len(reps) > 1)
 
 
+def ranking_files(run: Path, sample: int) -> tuple[str, str]:
+    """Tags of the run's 327-subset and ``sample``-cell rankings (``rank-<tag>.json``/``.csv``) under the scoring
+    protocol it was ranked with (``bench_rank.json``: a kNN probe's rankings are ``...-knn``)."""
+    from nshot.score.rank import ranking_tag
+    proto = json.loads((run / "bench_rank.json").read_text()).get("protocol", {})
+    bn, probe = proto.get("bn_mode", "batch"), proto.get("probe", "classifier")
+    return ranking_tag("kendall_subset_327.txt", bn, probe), ranking_tag(str(sample), bn, probe)
+
+
+def final_train(metrics: dict) -> dict:
+    """The last epoch's training record of a run; for a few-shot run (one record per leaf, keyed by node id)
+    the leaves' mean accuracy and loss and their largest step."""
+    if "acc" in metrics:
+        return metrics
+    leaves = list(metrics.values())
+    return {"acc": statistics.mean(r["acc"] for r in leaves), "loss": statistics.mean(r["loss"] for r in leaves),
+            "step": max(r["step"] for r in leaves), "leaves": len(leaves)}
+
+
 def point_result(run: Path, sample: int) -> Optional[dict]:
     """What the curve reports for one finished point, read from its run directory."""
     bench = run / "bench_rank.json"
     if not bench.exists():
         return None
     b = json.loads(bench.read_text())
-    r327 = json.loads((run / "rank-kendall_subset_327.json").read_text())
+    tag327, tag_sample = ranking_files(run, sample)
+    r327 = json.loads((run / f"rank-{tag327}.json").read_text())
+    final = final_train(b["final_train_metrics"])
     res = {"tau_327": r327["kendall_tau"], "rho_327": r327["spearman_rho"],
            "ci95_327": r327.get("kendall_tau_ci95"),
            "p10_327": (r327.get("precision_at") or {}).get("0.1"), "top1_327": r327.get("top1_truth"),
            "tau_params_327": (r327.get("complexity_tau") or {}).get("scores"),
            "rank_error_q": [q["mean_error"] for q in r327.get("fairness") or []],
-           "ties_327": _ties(run / "rank-kendall_subset_327.csv"),
-           "train_acc_last": b["final_train_metrics"]["acc"], "train_loss_last": b["final_train_metrics"]["loss"],
+           "ties_327": _ties(run / f"rank-{tag327}.csv"),
+           "train_acc_last": final["acc"], "train_loss_last": final["loss"],
            "train_minutes": b["train_seconds"] / 60, "rank_minutes_327": b["rank_seconds"] / 60,
-           "steps": b["final_train_metrics"]["step"]}
-    rs = run / f"rank-n{sample}.json"
+           "steps": final["step"]}
+    rs = run / f"rank-{tag_sample}.json"
     if rs.exists():
         r = json.loads(rs.read_text())
         res.update({"tau_sample": r["kendall_tau"], "ci95_sample": r.get("kendall_tau_ci95"),
                     "p10_sample": (r.get("precision_at") or {}).get("0.1"), "top1_sample": r.get("top1_truth"),
                     "tau_params_sample": (r.get("complexity_tau") or {}).get("scores"),
-                    "ties_sample": _ties(run / f"rank-n{sample}.csv")})
+                    "ties_sample": _ties(run / f"rank-{tag_sample}.csv")})
     return res
 
 
@@ -145,9 +166,9 @@ def _fmt(x, spec: str = ".3f") -> str:
     return "–" if x is None else format(x, spec)
 
 
-def summary(out: Path, sample: int, points: Sequence[Point] = POINTS) -> dict:
+def summary(out: Path, sample: int, points: Sequence[Point] = POINTS, name: str = "summary.json") -> dict:
     """Per point and per group of seeds (:attr:`Point.group`); printed as markdown tables (with each point's
-    path updates in SPOS epochs), written to OUT/summary.json."""
+    path updates in SPOS epochs), written to OUT/``name``."""
     rows = {p.name: point_result(out / p.name, sample) for p in points}
     print("| point | path updates (SPOS epochs) | tau 327 | rho | p@10% | top-1 | tau(scores, params) | "
           f"rank err q0 / q4 | ties 327 | tau n{sample} | ties n{sample} | train acc % | train min |")
@@ -182,8 +203,11 @@ def summary(out: Path, sample: int, points: Sequence[Point] = POINTS) -> dict:
         print(f"| {key} | {len(rs)} | {_fmt(a['tau_327_mean'])} ± {_fmt(a['tau_327_std'])} | "
               f"{_fmt(a['tau_sample_mean'])} ± {_fmt(a['tau_sample_std'])} | {a['train_acc_mean']:.1f} | "
               f"{a['train_minutes_mean']:.0f} |")
+    for p in points:
+        if rows[p.name] is not None:
+            rows[p.name]["path_updates"] = p.updates
     result = {"points": rows, "groups": agg, "sample": sample}
-    (out / "summary.json").write_text(json.dumps(result, indent=1))
+    (out / name).write_text(json.dumps(result, indent=1))
     return result
 
 

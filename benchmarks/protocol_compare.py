@@ -150,7 +150,7 @@ def main(argv=None) -> None:
     if not args.summary:
         prepare_cifar(Path(args.data_root))
         in_parallel(lambda p: run_point(p, out, args), todo, args.jobs)
-    summary(out, args.sample, todo)
+    summary(out, args.sample, todo, name=f"protocol-e{args.epochs}.json")   # beside the curve's summary.json
 
 
 if __name__ == "__main__":

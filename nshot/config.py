@@ -134,6 +134,7 @@ class ArchConfig:
     table: Optional[str] = None
     projection: str = _choice("argmax", "argmax", "perturbation")
     projection_finetune_steps: int = 0
+    projection_finetune_lr: Optional[float] = None
 
 
 @dataclass
@@ -334,6 +335,14 @@ class Config:
             raise ConfigError(f"arch.projection_finetune_steps = {a.projection_finetune_steps} tunes the supernet "
                               "between the decisions of a perturbation projection: set arch.projection = "
                               "perturbation, or leave the steps at 0")
+        if a.projection_finetune_lr is not None and a.projection_finetune_lr < 0:
+            raise ConfigError(f"arch.projection_finetune_lr = {a.projection_finetune_lr!r} is invalid: expected a "
+                              "number >= 0 (null: optim.lr_min)")
+        tune_lr = a.projection_finetune_lr if a.projection_finetune_lr is not None else self.optim.lr_min
+        if a.projection_finetune_steps and tune_lr == 0:
+            raise ConfigError(f"arch.projection_finetune_steps = {a.projection_finetune_steps} would tune at lr 0 "
+                              "(arch.projection_finetune_lr is null and optim.lr_min = 0): set "
+                              "arch.projection_finetune_lr, e.g. 0.001")
         if a.method == "none":
             return
         if a.method == "snas" and a.order != 1:

@@ -65,3 +65,36 @@ def test_bad_budgets_and_names_are_refused(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[2].startswith("| gmnas-paper-e60-s0 | 60 | 173 | --extra fewshot.split_epochs=[13,27]")
     assert out[3] == "| spos-e60-s0 | 60 | 60 | – |"
+
+
+def _fake_run(run, final, probe="classifier", tau=0.5):
+    """A finished point's files as rank_cifar10 and rank_sample leave them (no training)."""
+    import json
+    run.mkdir(parents=True)
+    (run / "bench_rank.json").write_text(json.dumps({
+        "final_train_metrics": final, "train_seconds": 600, "rank_seconds": 60,
+        "protocol": {"bn_mode": "batch", "probe": probe}}))
+    knn = "-knn" if probe == "knn" else ""
+    for tag, t in ((f"kendall_subset_327{knn}", tau), (f"n1000{knn}", tau - 0.1)):
+        (run / f"rank-{tag}.json").write_text(json.dumps({"kendall_tau": t, "spearman_rho": t + 0.2,
+                                                         "fairness": [{"mean_error": 0.1}, {"mean_error": -0.1}]}))
+        (run / f"rank-{tag}.csv").write_text("arch,score\na,1.0\nb,1.0\nc,2.0\n")
+
+
+def test_summary_reads_few_shot_and_probe_runs(tmp_path, capsys):
+    """A few-shot run's per-leaf training records are averaged, a kNN-probed run's rankings are found under
+    their ``-knn`` names, and the comparison writes its own summary beside the curve's."""
+    import json
+    _fake_run(tmp_path / "spos-e60-s0", {"acc": 60.0, "loss": 1.0, "step": 100})
+    _fake_run(tmp_path / "fsnas-equal-e12-s0", {"1": {"acc": 50.0, "loss": 1.2, "step": 10},
+                                                "2": {"acc": 70.0, "loss": 0.8, "step": 12}}, tau=0.3)
+    _fake_run(tmp_path / "pinas-e30-s0", {"acc": 40.0, "loss": 5.0, "step": 50}, probe="knn", tau=0.2)
+    pc.main(["--epochs", "60", "--summary", "--out", str(tmp_path)])
+    got = json.loads((tmp_path / "protocol-e60.json").read_text())
+    assert not (tmp_path / "summary.json").exists()
+    fs = got["points"]["fsnas-equal-e12-s0"]
+    assert fs["train_acc_last"] == 60.0 and fs["steps"] == 12 and fs["tau_327"] == 0.3 and fs["path_updates"] == 60
+    pin = got["points"]["pinas-e30-s0"]
+    assert pin["tau_327"] == 0.2 and pin["tau_sample"] == pytest.approx(0.1) and pin["ties_327"] == 2
+    assert got["points"]["gmnas-paper-e60-s0"] is None
+    assert "| pinas-e30-s0 | 60 | 0.200 |" in capsys.readouterr().out

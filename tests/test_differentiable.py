@@ -168,6 +168,9 @@ def test_resume_is_bit_identical_on_cpu(tmp_path, over):
                                             "decisions of a perturbation projection: set arch.projection"),
     ({"arch.projection_finetune_steps": -1, "arch.projection": "perturbation"},
      "arch.projection_finetune_steps = -1 is invalid: expected an integer >= 0"),
+    ({"arch.projection_finetune_steps": 3, "arch.projection": "perturbation", "optim.lr_min": 0},
+     r"would tune at lr 0 \(arch.projection_finetune_lr is null and optim.lr_min = 0\)"),
+    ({"arch.projection_finetune_lr": -0.1}, "arch.projection_finetune_lr = -0.1 is invalid"),
 ])
 def test_refused_combinations_name_the_reason(over, msg):
     with pytest.raises(ConfigError, match=msg):
@@ -338,15 +341,26 @@ def test_ground_truth_follows_the_space_and_the_dataset(shared_data, monkeypatch
     monkeypatch.delenv("NSHOT_NB201_CSV", raising=False)
     arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
     for dataset, metric in (("cifar10", "cifar10/test"), ("cifar100", "cifar100/test")):
-        table, got = diff._truth_table(darts_config(**{"data.name": dataset, "arch.table": str(csv)}))
+        table, got = diff.truth_table(darts_config(**{"data.name": dataset, "arch.table": str(csv)}))
         assert got == metric and 60 < table.query(arch, metric) < 100
-    assert diff._truth_table(darts_config()) == (None, None)                      # digits, no table set
-    assert diff._truth_table(darts_config(**{"data.name": "cifar10"})) == (None, None)
+    assert diff.truth_table(darts_config()) == (None, None)                      # digits, no table set
+    assert diff.truth_table(darts_config(**{"data.name": "cifar10"})) == (None, None)
     monkeypatch.setenv("NSHOT_NB201_CSV", str(csv))                             # the benchmark's default location
-    assert diff._truth_table(darts_config(**{"data.name": "cifar10"}))[1] == "cifar10/test"
-    assert diff._truth_table(darts_config()) == (None, None)                      # digits: no ground truth
+    assert diff.truth_table(darts_config(**{"data.name": "cifar10"}))[1] == "cifar10/test"
+    assert diff.truth_table(darts_config()) == (None, None)                      # digits: no ground truth
     with pytest.raises(ValueError, match=r"arch.table = .*: benchmark nb201 has no ground truth for data.name = "
                                          r"digits \(it has cifar10, cifar100, imagenet16-120\)"):
-        diff._truth_table(darts_config(**{"arch.table": str(csv)}))
+        diff.truth_table(darts_config(**{"arch.table": str(csv)}))
     with pytest.raises(ValueError, match="arch.table = .*search space 'darts' has no ground-truth benchmark"):
-        diff._truth_table(darts_config(**{"space.name": "darts", "arch.table": str(csv)}))
+        diff.truth_table(darts_config(**{"space.name": "darts", "arch.table": str(csv)}))
+    monkeypatch.setenv("NSHOT_NB201_CSV", str(csv.parent / "missing.csv"))       # named but missing: an error
+    with pytest.raises(FileNotFoundError):
+        diff.truth_table(darts_config(**{"data.name": "cifar10"}))
+
+
+def test_gm_search_refuses_a_table_before_writing_anything(tmp_path, shared_data):
+    from nshot.train.gm_search import GMSearch
+    cfg = darts_config(**{"fewshot.method": "gm", "fewshot.split_epochs": "[1]", "arch.table": str(tmp_path / "t.csv")})
+    with pytest.raises(ValueError, match="no ground truth for data.name = digits"):
+        GMSearch.create(cfg, tmp_path / "gm")
+    assert not (tmp_path / "gm").exists()

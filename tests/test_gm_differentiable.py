@@ -121,14 +121,18 @@ def test_projection_calls_the_tuner_after_every_decision():
     seen.clear()
     w2, tlog = gm.project_topology(probe, w, batches, groups, tune=lambda t: seen.append(t.clone()))
     assert len(seen) == len(groups) == 8 and torch.equal(seen[-1], w2)
+    e0, e1, e2 = (darts.edge_index(3, j) for j in range(3))
+    w[e0] = 0.0                                     # input 0 of node 3 lost every op (a mask of only `none`)
+    w3, _ = gm.project_topology(_Probe(lambda t: t[e0].sum() + t[e2].sum()), w, batches, groups[1:2])
+    assert float(w3[e0].sum()) == 0 and float(w3[e1].sum()) == 1 and float(w3[e2].sum()) == 1   # never kept
 
 
 def test_tune_weights_is_deterministic_and_leaves_the_alphas(tmp_path):
-    """``tune_weights``: the given number of SGD steps at optim.lr_min with the table fixed; the same seed gives
+    """``tune_weights``: the given number of SGD steps at arch.projection_finetune_lr with the table fixed; the same seed gives
     bit-identical weights from the same state, another seed other weights; the alphas do not move."""
     from nshot.train.differentiable import DifferentiableSearch
     from tests.helpers import darts_config
-    cfg = darts_config()
+    cfg = darts_config(**{"arch.projection": "perturbation", "arch.projection_finetune_lr": 0.02})
     runs = [DifferentiableSearch.create(cfg, tmp_path / f"r{i}") for i in range(3)]
     table = runs[0].probs()
     alpha = runs[0].alpha.detach().clone()
@@ -138,7 +142,7 @@ def test_tune_weights_is_deterministic_and_leaves_the_alphas(tmp_path):
         run.w_opt.register_step_post_hook(lambda *_: count.__setitem__(0, count[0] + 1))
         run.tune_weights(table, 4, seed)
         steps.append(count[0])
-        assert {g["lr"] for g in run.w_opt.param_groups} == {cfg.optim.lr_min}
+        assert {g["lr"] for g in run.w_opt.param_groups} == {0.02}
     assert steps == [4, 4, 4] and torch.equal(runs[0].alpha.detach(), alpha)
     a, b, c = (dict(r.model.state_dict()) for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -158,7 +162,8 @@ def test_gm_search_on_nb201_end_to_end(tmp_path):
     cfg = from_dict(Config, {
         "space": {"name": "nb201"}, "model": {"C": 2, "N": 1}, "threads": 1, "device": "cpu",
         "data": {"name": "digits", "train_subset": 64, "eval_subset": 64}, "train": {"epochs": 3, "batch_size": 32},
-        "arch": {"method": "darts", "projection": "perturbation", "projection_finetune_steps": 1},
+        "arch": {"method": "darts", "projection": "perturbation", "projection_finetune_steps": 1,
+                 "projection_finetune_lr": 0.01},
         "fewshot": {"method": "gm", "split_epochs": [1, 2], "gm_batches": 1}}).validate()
     run = GMSearch.create(cfg, tmp_path / "gm")
     result = run.fit()

@@ -2,10 +2,10 @@
 
 See docs/benchmarks.md.
 """
-from .base import (Benchmark, BenchmarkError, BenchmarkNotFound, TableBenchmark, available, default_for_space, get, metric_for,
-                   register)
+from .base import (Benchmark, BenchmarkError, BenchmarkNotConfigured, BenchmarkNotFound, TableBenchmark, available,
+                   default_for_space, get, metric_for, register)
 from .macro import MacroBenchmark
 from .nb201 import NB201Benchmark
 
-__all__ = ["Benchmark", "BenchmarkError", "BenchmarkNotFound", "MacroBenchmark", "NB201Benchmark", "TableBenchmark",
-           "available", "default_for_space", "get", "register"]
+__all__ = ["Benchmark", "BenchmarkError", "BenchmarkNotConfigured", "BenchmarkNotFound", "MacroBenchmark",
+           "NB201Benchmark", "TableBenchmark", "available", "default_for_space", "get", "metric_for", "register"]

@@ -30,6 +30,11 @@ class BenchmarkNotFound(BenchmarkError, FileNotFoundError):
     """A benchmark table or subset file does not exist (also a ``FileNotFoundError``)."""
 
 
+class BenchmarkNotConfigured(BenchmarkNotFound):
+    """No path was given and the benchmark's default location (its environment variable) is not set: a caller
+    for whom the ground truth is optional can tell this from a table that was named but is missing."""
+
+
 class Benchmark(ABC):
     """Ground truth for the architectures of one search space.
 

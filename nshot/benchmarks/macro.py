@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..spaces.macro import parse_macro
-from .base import BenchmarkError, BenchmarkNotFound, PathLike, TableBenchmark, register
+from .base import BenchmarkError, BenchmarkNotConfigured, BenchmarkNotFound, PathLike, TableBenchmark, register
 
 ENV_JSON = "NSHOT_MACRO_JSON"
 RUNS = 3
@@ -44,7 +44,7 @@ class MacroBenchmark(TableBenchmark):
         if path is None:
             path = os.environ.get(ENV_JSON)
             if not path:
-                raise BenchmarkNotFound(
+                raise BenchmarkNotConfigured(
                     f"no NAS-Bench-Macro table given: pass its path (--table PATH/nas-bench-macro_cifar10.json) "
                     f"or set {ENV_JSON}=PATH; nshot does not ship it (see docs/spaces.md)")
         return cls.from_json(path)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..spaces import nb201 as nb201_space
-from .base import BenchmarkError, BenchmarkNotFound, PathLike, TableBenchmark, register
+from .base import BenchmarkError, BenchmarkNotConfigured, BenchmarkNotFound, PathLike, TableBenchmark, register
 
 ENV_CSV = "NSHOT_NB201_CSV"
 ENV_KENDALL327 = "NSHOT_KENDALL327"
@@ -81,7 +81,7 @@ class NB201Benchmark(TableBenchmark):
         if path is None:
             path = os.environ.get(ENV_CSV)
             if not path:
-                raise BenchmarkNotFound(
+                raise BenchmarkNotConfigured(
                     f"no NB201 table given: pass its path or set {ENV_CSV}=PATH/nb201_200ep.csv. nshot does not "
                     f"ship the table; build it from the official NATS-Bench topology file (NATS-tss-v1_0-3ffb9) "
                     f"with `pip install 'nshot[nats]'` and `python -m nshot.benchmarks.export_nb201 "

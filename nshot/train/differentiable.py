@@ -188,7 +188,7 @@ class DifferentiableSearch:
         self.total_steps = cfg.train.epochs * self.steps_per_epoch
         self.step = 0
         self.metrics = MetricsLog(self.files.metrics, tensorboard=cfg.run.tensorboard)
-        self.table, self.truth_metric = _truth_table(cfg)
+        self.table, self.truth_metric = truth_table(cfg)
         self._acc = _fresh()
 
     # -- construction ------------------------------------------------------------------------------------
@@ -331,11 +331,13 @@ class DifferentiableSearch:
         return loss.detach(), (logits.detach().argmax(1) == y).sum()
 
     def tune_weights(self, table: torch.Tensor, steps: int, seed: int) -> None:
-        """``steps`` SGD steps on the supernet weights with the op-weight ``table`` held fixed, at the lr the
-        search's schedule ended at (``optim.lr_min``), the optimizer's momentum carried on: DARTS-PT's tuning
-        between projection decisions. Batches of the training half in the order of the seeded stream ``seed``
-        (augmented per step); nothing is checkpointed, so a projection that is cut off repeats identically."""
+        """``steps`` SGD steps on the supernet weights with the op-weight ``table`` held fixed, at
+        ``arch.projection_finetune_lr`` (null: ``optim.lr_min``, where the search's schedule ended), the
+        optimizer's momentum carried on: DARTS-PT's tuning between projection decisions. Batches of the training
+        half in the order of the seeded stream ``seed`` (augmented per step); nothing is checkpointed, so a
+        projection that is cut off repeats identically."""
         cfg = self.cfg
+        lr = cfg.arch.projection_finetune_lr if cfg.arch.projection_finetune_lr is not None else cfg.optim.lr_min
         seed %= 2 ** 31
         table = table.detach().to(self.device)
         done, cycle = 0, 0
@@ -345,7 +347,7 @@ class DifferentiableSearch:
                 if done >= steps:
                     break
                 x, y = self._inputs(self.train_data, idx.to(self.device), rng.torch_seed(seed, rng.AUGMENT, done))
-                self._sgd_step(x, y, table, cfg.optim.lr_min)
+                self._sgd_step(x, y, table, lr)
                 done += 1
             cycle += 1
 
@@ -475,11 +477,11 @@ def _cfg_dict(cfg: Config) -> dict[str, Any]:
     return to_dict(cfg)
 
 
-def _truth_table(cfg: Config) -> tuple[Any, Optional[str]]:
+def truth_table(cfg: Config) -> tuple[Any, Optional[str]]:
     """(table, metric) of the run's ground truth: the space's benchmark (:func:`nshot.benchmarks.
     default_for_space`) read from ``arch.table`` or the benchmark's default location (NB201: ``NSHOT_NB201_CSV``),
     and its metric for ``data.name``. (None, None) when the space or the dataset has no ground truth or no table
-    is found; an explicit ``arch.table`` that cannot apply is refused."""
+    is named at all; an explicit ``arch.table`` that cannot apply, or a named table that is missing, is refused."""
     from .. import benchmarks
     path = cfg.arch.table
     try:
@@ -496,7 +498,5 @@ def _truth_table(cfg: Config) -> tuple[Any, Optional[str]]:
         return None, None
     try:
         return benchmarks.get(bench_name, path), metric
-    except benchmarks.BenchmarkNotFound:
-        if path:
-            raise
+    except benchmarks.BenchmarkNotConfigured:      # no table named anywhere; one named but missing raises
         return None, None

@@ -196,7 +196,8 @@ def project_topology(model: torch.nn.Module, weights: torch.Tensor, batches: Seq
     """DARTS-PT topology selection after :func:`project_ops` (one op per edge): for each ``(label, rows, keep)``
     of ``groups`` (a space's :meth:`~nshot.spaces.base.SearchSpace.topology_groups`; DARTS: a node's input
     edges, keep 2), remove each row in turn and keep the ``keep`` rows whose removal lowers held-out accuracy
-    most (ties: the lower row); the other rows are zeroed before the next group (and ``tune(table)`` is called,
+    most (ties: the lower row; an all-zero row only when no other is left); the other rows are zeroed before the
+    next group (and ``tune(table)`` is called,
     as in :func:`project_ops`). Returns the table and per group the accuracies."""
     w = weights.detach().clone()
     log = []
@@ -206,7 +207,8 @@ def project_topology(model: torch.nn.Module, weights: torch.Tensor, batches: Seq
             trial = w.clone()
             trial[e] = 0.0
             accs[e] = _accuracy(model, trial, batches)
-        kept = sorted(sorted(rows, key=lambda e: (accs[e], e))[:keep])
+        # rows whose ops were all removed (a mask of only excluded ops) are never kept while another row is left
+        kept = sorted(sorted(rows, key=lambda e: (not bool(w[e].any()), accs[e], e))[:keep])
         for e in rows:
             if e not in kept:
                 w[e] = 0.0

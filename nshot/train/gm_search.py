@@ -32,7 +32,7 @@ from ..data import epoch_batches
 from ..run.rundir import RunDir
 from . import rng
 from .checkpoint import atomic_write_bytes, load_checkpoint_from
-from .differentiable import DifferentiableSearch
+from .differentiable import DifferentiableSearch, truth_table
 from .gm_differentiable import SPLIT_RULES, project_ops, project_topology, soft_gm_distances, successive_halving
 from .trainer import RunDirError, load_data
 
@@ -76,6 +76,7 @@ class GMSearch:
         run_dir = files.path
         if files.gm.exists() or files.config.exists():
             raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}`")
+        truth_table(cfg)                                 # a refused arch.table: before anything is written
         run = cls(cfg, run_dir, data)
         run_dir.mkdir(parents=True, exist_ok=True)
         run._save()                                      # first: a folder with gm.json is a GM-NAS run
