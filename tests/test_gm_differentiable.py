@@ -61,6 +61,31 @@ def test_successive_halving_keeps_the_better_half_each_round():
     assert trained.count("a") == 1 and trained.count("b") == 2
 
 
+def test_successive_halving_replays_finished_rounds_and_reports_each_new_one():
+    skill = {"a": 1.0, "b": 4.0, "c": 3.0, "d": 2.0, "e": 0.5}
+    progress = {k: 0 for k in skill}
+    trained, reported = [], []
+
+    def train(c, budget):
+        trained.append(c)
+        progress[c] += budget
+
+    def score(c):
+        return skill[c] * progress[c]
+
+    full = gm.successive_halving(list(skill), train, score, budget=2,
+                                 on_round=lambda h, alive: reported.append((h, alive)))
+    assert [alive for _, alive in reported] == [["b", "c"], ["b"]] and reported[-1][0] == full[1]
+    trained.clear()
+    progress.update({k: 2 for k in skill})
+    # resumed after round 1: round 1 is replayed from its scores, only round 2 trains and is scored
+    resumed = gm.successive_halving(list(skill), train, score, budget=2, history=full[1][:1])
+    assert resumed == full and sorted(trained) == ["b", "c"]
+    assert gm.successive_halving(list(skill), train, score, budget=2, history=full[1]) == full
+    with pytest.raises(ValueError, match="does not match"):
+        gm.successive_halving(list("abc"), train, score, budget=2, history=full[1][:1])
+
+
 class _Probe(torch.nn.Module):
     """A stand-in supernet whose accuracy depends on chosen op weights: class 1 wins iff ``signal(w) > 0``."""
 
