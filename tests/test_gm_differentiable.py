@@ -77,6 +77,31 @@ def test_successive_halving_keeps_the_better_half_each_round():
     assert trained.count("a") == 1 and trained.count("b") == 2
 
 
+def test_successive_halving_replays_finished_rounds_and_reports_each_new_one():
+    skill = {"a": 1.0, "b": 4.0, "c": 3.0, "d": 2.0, "e": 0.5}
+    progress = {k: 0 for k in skill}
+    trained, reported = [], []
+
+    def train(c, budget):
+        trained.append(c)
+        progress[c] += budget
+
+    def score(c):
+        return skill[c] * progress[c]
+
+    full = gm.successive_halving(list(skill), train, score, budget=2,
+                                 on_round=lambda h, alive: reported.append((h, alive)))
+    assert [alive for _, alive in reported] == [["b", "c"], ["b"]] and reported[-1][0] == full[1]
+    trained.clear()
+    progress.update({k: 2 for k in skill})
+    # resumed after round 1: round 1 is replayed from its scores, only round 2 trains and is scored
+    resumed = gm.successive_halving(list(skill), train, score, budget=2, history=full[1][:1])
+    assert resumed == full and sorted(trained) == ["b", "c"]
+    assert gm.successive_halving(list(skill), train, score, budget=2, history=full[1]) == full
+    with pytest.raises(ValueError, match="does not match"):
+        gm.successive_halving(list("abc"), train, score, budget=2, history=full[1][:1])
+
+
 class _Probe(torch.nn.Module):
     """A stand-in supernet whose accuracy depends on chosen op weights: class 1 wins iff ``signal(w) > 0``."""
 
@@ -189,6 +214,107 @@ def test_gm_search_on_nb201_end_to_end(tmp_path):
     again.state["done"] = False
     again._finish()
     assert json.loads((tmp_path / "gm" / "result.json").read_text()) == result
+
+
+@pytest.mark.slow
+def test_gm_search_resumes_bit_identically_mid_successive_halving(tmp_path, monkeypatch):
+    """GM-NAS + DARTS on digits, 4 leaves and 2 halving rounds of 1 epoch (2 steps): run A uninterrupted; run B
+    paused (the SIGTERM path: a node's stop flag) in the middle of round 1 and of round 2, killed while round 2
+    is scored, and killed between the winner's last step and the projection, resumed each time. B trains exactly
+    A's steps, rescoring no finished round, and ends with A's result.json, gm.json and bit-identical leaf
+    checkpoints (BN running statistics on: scoring must not move them)."""
+    import json
+
+    from nshot.config import Config, from_dict
+    from nshot.train.checkpoint import load_checkpoint
+    from nshot.train.differentiable import DifferentiableSearch
+    from nshot.train.gm_search import GMSearch
+    from nshot.train.trainer import load_data
+
+    cfg = from_dict(Config, {
+        "space": {"name": "nb201"}, "model": {"C": 2, "N": 1, "bn_track_running_stats": True}, "threads": 1,
+        "device": "cpu", "data": {"name": "digits", "train_subset": 64, "eval_subset": 64},
+        "train": {"epochs": 5, "batch_size": 32}, "arch": {"method": "darts", "projection": "perturbation"},
+        "fewshot": {"method": "gm", "split_epochs": [1, 2], "gm_batches": 1}}).validate()
+    data = load_data(cfg)
+    steps = {"n": 0, "stop_at": None}
+    real_step = DifferentiableSearch.weight_step
+
+    def counted(self, t, x, y):
+        steps["n"] += 1
+        if steps["stop_at"] == (self.node, t):          # the stop flag Ctrl-C / SIGTERM sets
+            steps["stop_at"] = None
+            self.request_stop()
+        return real_step(self, t, x, y)
+    monkeypatch.setattr(DifferentiableSearch, "weight_step", counted)
+    scored = []
+    real_score = GMSearch._score
+
+    def score(self, node):
+        scored.append(node.node)
+        if len(scored) == kill_at_score:
+            raise RuntimeError("killed while scoring")
+        return real_score(self, node)
+    monkeypatch.setattr(GMSearch, "_score", score)
+
+    kill_at_score = None
+    result = GMSearch.create(cfg, tmp_path / "a", data=data).fit()
+    want_steps, state = steps["n"], json.loads((tmp_path / "a" / "gm.json").read_text())
+    leaves = [str(leaf["id"]) for leaf in state["leaves"]]
+    rounds = state["halving"]["rounds"]
+    assert len(leaves) == 4 and list(rounds[0]) == leaves and len(rounds) == 2 and len(rounds[1]) == 2
+    assert state["halving"]["epochs_per_round"] == 1 and "halving_progress" not in state
+    assert len(scored) == 6
+
+    # B, 1: paused after the first step of the second leaf in round 1 (the first leaf has finished its round)
+    steps["n"], scored[:] = 0, []
+    steps["stop_at"] = (int(leaves[1]), 0)
+    assert GMSearch.create(cfg, tmp_path / "b", data=data).fit() is None
+    progress = json.loads((tmp_path / "b" / "gm.json").read_text())["halving_progress"]
+    assert progress["start"] == {k: 0 for k in leaves} and progress["history"] == [] and not scored
+    assert load_checkpoint(tmp_path / "b" / "nodes" / leaves[0] / "checkpoints")["step"] == 2
+    assert load_checkpoint(tmp_path / "b" / "nodes" / leaves[1] / "checkpoints")["step"] == 1
+    # 2: resumed; round 1 ends (the first leaf trains no further) and is scored; paused again after the first
+    # step of round 2's first survivor (the second survivor's checkpoint predates round 1's scoring)
+    survivors = list(rounds[1])
+    steps["stop_at"] = (int(survivors[0]), 2)
+    assert GMSearch.resume(tmp_path / "b", data=data).fit() is None
+    assert sorted(scored) == sorted(int(k) for k in leaves)
+    progress = json.loads((tmp_path / "b" / "gm.json").read_text())["halving_progress"]
+    assert progress["history"] == rounds[:1] and progress["alive"] == survivors
+    assert [load_checkpoint(tmp_path / "b" / "nodes" / k / "checkpoints")["step"] for k in survivors] == [3, 2]
+    # 3: resumed; round 1 is not rescored, round 2 ends; killed when it is scored
+    scored[:], kill_at_score = [], 1
+    with pytest.raises(RuntimeError, match="killed while scoring"):
+        GMSearch.resume(tmp_path / "b", data=data).fit()
+    assert [load_checkpoint(tmp_path / "b" / "nodes" / k / "checkpoints")["step"] for k in survivors] == [4, 4]
+    # 4: resumed; round 2 is scored (its leaves train no further), the winner trains; killed before the projection
+    scored[:], kill_at_score = [], None
+    real_finish = GMSearch._finish
+
+    def killed(self):
+        raise RuntimeError("killed before the projection")
+    monkeypatch.setattr(GMSearch, "_finish", killed)
+    with pytest.raises(RuntimeError, match="killed before the projection"):
+        GMSearch.resume(tmp_path / "b", data=data).fit()
+    assert sorted(scored) == sorted(int(k) for k in rounds[1])
+    assert json.loads((tmp_path / "b" / "gm.json").read_text())["halving"] == state["halving"]
+    monkeypatch.setattr(GMSearch, "_finish", real_finish)
+    # 5: resumed; only the projection is left
+    scored[:] = []
+    assert GMSearch.resume(tmp_path / "b", data=data).fit() == result and not scored
+    assert steps["n"] == want_steps                     # no step trained twice, none skipped
+    assert json.loads((tmp_path / "b" / "gm.json").read_text()) == state
+    assert json.loads((tmp_path / "b" / "result.json").read_text()) == result
+    for key in leaves:                                  # the winner and every loser, bit for bit
+        a, b = (load_checkpoint(tmp_path / run / "nodes" / key / "checkpoints") for run in "ab")
+        assert a["step"] == b["step"] and torch.equal(a["alpha"], b["alpha"]), key
+        assert a["model"].keys() == b["model"].keys()
+        assert all(torch.equal(a["model"][n], b["model"][n]) for n in a["model"]), key
+        assert all(torch.equal(a["w_opt"]["state"][i]["momentum_buffer"], b["w_opt"]["state"][i]["momentum_buffer"])
+                   for i in a["w_opt"]["state"]), key
+    winner = str(result["node"])
+    assert load_checkpoint(tmp_path / "b" / "nodes" / winner / "checkpoints")["step"] == 6
 
 
 def test_gm_snas_on_the_darts_space_end_to_end(tmp_path):

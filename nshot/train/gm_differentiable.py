@@ -11,7 +11,8 @@ halving among sub-supernets and DARTS-PT-style projection.
   normal and reduction edges are both candidates); :func:`choose_balanced_split` is GM-NAS's NB201 rule (balanced
   split, largest cross-group distance). :data:`SPLIT_RULES` names both; a space picks its own
   (``soft_split_rule``).
-* :func:`successive_halving`: train the candidates a budget, keep the better half by held-out accuracy, repeat.
+* :func:`successive_halving`: train the candidates a budget, keep the better half by held-out accuracy, repeat;
+  finished rounds can be replayed from their scores (a resumed run) and each new round is reported.
 * :func:`project_ops` / :func:`project_topology`: DARTS-PT's perturbation-based selection: on each edge remove
   one op at a time (its weight set to 0) and keep the op whose removal lowers held-out accuracy most; then, in
   each of the space's topology groups (DARTS: a node's input edges), keep the edges whose removal hurts most.
@@ -134,21 +135,38 @@ SPLIT_RULES: dict[str, Callable[[dict[int, tuple[Sequence[int], np.ndarray]]], d
 
 
 def successive_halving(candidates: Sequence[str], train: Callable[[str, int], None],
-                       score: Callable[[str], float], budget: int, rounds: Optional[int] = None) -> tuple[str, list]:
+                       score: Callable[[str], float], budget: int, rounds: Optional[int] = None,
+                       history: Sequence[dict] = (),
+                       on_round: Optional[Callable[[list, list], None]] = None) -> tuple[str, list]:
     """Keep the better half of ``candidates`` (by ``score``, higher is better; ties: the earlier) after each
-    round of ``train(candidate, budget)``, until one is left; returns (winner, per-round scores)."""
+    round of ``train(candidate, budget)``, until one is left; returns (winner, per-round scores).
+
+    ``history``: the per-round scores of rounds already finished (a resumed run); they are replayed, neither
+    trained nor scored again. ``on_round(history, alive)`` is called after each newly finished round with the
+    scores so far and the survivors."""
     alive = list(candidates)
-    history = []
-    r = 0
+    history = [dict(h) for h in history]
+    for scores in history:
+        if set(scores) != set(alive):
+            raise ValueError(f"halving history does not match the candidates: round scores {sorted(scores)}, "
+                             f"alive {sorted(alive)}")
+        alive = _better_half(alive, scores)
+    r = len(history)
     while len(alive) > 1 and (rounds is None or r < rounds):
         for c in alive:
             train(c, budget)
         scores = {c: float(score(c)) for c in alive}
         history.append(scores)
-        keep = max(1, len(alive) // 2)
-        alive = sorted(alive, key=lambda c: (-scores[c], alive.index(c)))[:keep]
+        alive = _better_half(alive, scores)
         r += 1
+        if on_round is not None:
+            on_round([dict(h) for h in history], list(alive))
     return alive[0], history
+
+
+def _better_half(alive: list, scores: dict) -> list:
+    keep = max(1, len(alive) // 2)
+    return sorted(alive, key=lambda c: (-scores[c], alive.index(c)))[:keep]
 
 
 @torch.no_grad()

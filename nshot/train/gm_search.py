@@ -12,8 +12,13 @@ accuracy (mixed op at the current softmax) stops. The survivor's architecture is
 (``argmax``, or ``perturbation``: DARTS-PT op selection, then topology selection in the space's
 ``topology_groups``, on held-out batches).
 
-``RUN/gm.json`` holds the tree, the split evidence and the halving rounds; ``RUN/result.json`` the architecture.
-Resuming continues from the last finished phase (a node resumes from its own checkpoint).
+``RUN/gm.json`` holds the phase, the tree (``leaves``, ``next_id``), the split evidence (``splits``), ``done``,
+and for the last phase: while it runs, ``halving_progress`` (every leaf's start step, written before the phase
+trains; the epochs per round and the number of rounds; the finished rounds' scores and the survivors), at its
+end ``halving`` (winner, epochs per round, per-round scores; ``halving_progress`` is then dropped).
+``RUN/result.json`` holds the architecture. Resuming continues from the last finished phase (a node resumes from
+its own checkpoint); in successive halving from the last finished round, every leaf training to the same
+absolute step targets, so the scores, the winner and its weights equal an uninterrupted run's bit for bit.
 """
 from __future__ import annotations
 
@@ -201,12 +206,17 @@ class GMSearch:
         batches = self._valid_batches(node)
         w = node.probs()
         correct = total = 0
+        # BN running statistics (model.bn_track_running_stats) would move with these batches: put them back, so
+        # that scoring leaves the node as its checkpoint has it and a resumed run trains on from the same state
+        buffers = {name: b.detach().clone() for name, b in node.model.named_buffers()}
         with torch.no_grad():
             node.model.train()
             for x, y in batches:
                 from .differentiable import mixed_logits
                 correct += int((mixed_logits(node.model, x, w).argmax(1) == y).sum())
                 total += len(y)
+            for name, b in node.model.named_buffers():
+                b.copy_(buffers[name])
         return 100.0 * correct / max(total, 1)
 
     def _valid_batches(self, node: DifferentiableSearch) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -220,25 +230,46 @@ class GMSearch:
         return out
 
     def _halve(self) -> None:
+        """Successive halving among the last phase's leaves, resumable at any point with the same result.
+
+        ``state["halving_progress"]`` is written before the phase trains anything (every leaf's start step, the
+        epochs per round, the number of rounds) and after every finished round (its scores, the survivors). A
+        resume replays the finished rounds from their scores and re-enters the current one: each leaf trains to
+        its absolute target ``start + rounds_done * chunk * steps_per_epoch`` (a leaf already there trains no
+        further), and the round is scored at that boundary, as an uninterrupted run does."""
         st = self.state
         leaves = {str(leaf["id"]): leaf for leaf in st["leaves"]}
         nodes = {key: self._open(leaf) for key, leaf in leaves.items()}
-        remaining = nodes[next(iter(nodes))].total_steps
-        rounds = max(1, math.ceil(math.log2(len(nodes)))) if len(nodes) > 1 else 0
         spe = nodes[next(iter(nodes))].steps_per_epoch
-        start = {k: n.step for k, n in nodes.items()}
-        left = (remaining - min(start.values())) // spe
-        chunk = max(1, left // (rounds + 1)) if rounds else 0
-
-        done = {k: 0 for k in nodes}
+        progress = st.get("halving_progress")
+        if progress is None:
+            remaining = nodes[next(iter(nodes))].total_steps
+            rounds = max(1, math.ceil(math.log2(len(nodes)))) if len(nodes) > 1 else 0
+            start = {k: n.step for k, n in nodes.items()}
+            left = (remaining - min(start.values())) // spe
+            chunk = max(1, left // (rounds + 1)) if rounds else 0
+            progress = {"start": start, "chunk": chunk, "rounds": rounds, "alive": list(nodes), "history": []}
+            st["halving_progress"] = progress
+            self._save()                                 # before any step of this phase: the targets are fixed
+        start, chunk, history = progress["start"], progress["chunk"], progress["history"]
+        if set(start) != set(nodes):
+            raise RunDirError(f"{self.files.gm}: halving_progress names leaves {sorted(start)}, the tree has "
+                              f"{sorted(nodes)}")
+        done = {k: sum(k in scores for scores in history) for k in nodes}   # rounds each leaf has trained
 
         def train(key: str, epochs: int) -> None:   # absolute targets: a resumed node does not train twice
             done[key] += 1
             _train(nodes[key], start[key] + done[key] * epochs * spe)
 
-        winner, history = successive_halving(list(nodes), train, lambda key: self._score(nodes[key]), chunk, rounds)
+        def finished(so_far: list, alive: list) -> None:   # a round is scored: persist it
+            progress["history"], progress["alive"] = so_far, alive
+            self._save()
+
+        winner, history = successive_halving(list(nodes), train, lambda key: self._score(nodes[key]), chunk,
+                                             progress["rounds"], history=history, on_round=finished)
         _train(nodes[winner])
         st["halving"] = {"winner": int(winner), "epochs_per_round": chunk, "rounds": history}
+        st.pop("halving_progress", None)
         self._save()
 
     def _finish(self) -> None:
