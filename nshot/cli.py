@@ -146,6 +146,8 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--standalone-epochs", type=_positive_int, default=30,
                    help="epochs per stand-alone network (default 30)")
     q.add_argument("--seed", type=_non_negative_int, default=0)
+    q.add_argument("--truth-seeds", type=_positive_int, default=3,
+                   help="stand-alone trainings per architecture, averaged as its ground truth (default 3)")
     return p
 
 
@@ -453,7 +455,7 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     from .errors import INTERRUPTED
     try:
         run_quickstart(args.run_dir, num_archs=args.archs, supernet_epochs=args.epochs,
-                       standalone_epochs=args.standalone_epochs, seed=args.seed)
+                       standalone_epochs=args.standalone_epochs, seed=args.seed, truth_seeds=args.truth_seeds)
     except KeyboardInterrupt:
         print("interrupted: the quickstart does not resume; run it again", file=sys.stderr)
         return INTERRUPTED

@@ -93,10 +93,13 @@ def test_cli_train_pause_and_resume_on_digits(tmp_path, capsys):
 @pytest.mark.slow
 def test_quickstart_smoke(tmp_path, capsys):
     from nshot.quickstart import NEXT_COMMAND, run_quickstart
-    s = run_quickstart(str(tmp_path / "qs"), num_archs=3, supernet_epochs=1, standalone_epochs=1, progress="none")
+    s = run_quickstart(str(tmp_path / "qs"), num_archs=3, supernet_epochs=1, standalone_epochs=1, progress="none",
+                       truth_seeds=2)
     out = capsys.readouterr().out
     assert "Kendall tau" in out and "95 % bootstrap interval" in out and "DEMO scale" in out
     assert len(s["supernet_acc"]) == len(s["standalone_acc"]) == 3 and -1 <= s["kendall_tau"] <= 1
+    assert [len(r) for r in s["standalone_runs"]] == [2, 2, 2] and s["truth_seeds"] == 2
+    assert all(abs(t - sum(r) / 2) < 1e-9 for t, r in zip(s["standalone_acc"], s["standalone_runs"]))
     assert s["bands"] == ["45-50", "65-70", "90-95"]              # the weakest and the strongest band included
     for name in ("quickstart.json", "rank.json", "rank.csv", "report.html"):
         assert (tmp_path / "qs" / name).is_file()
