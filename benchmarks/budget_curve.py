@@ -4,7 +4,7 @@ Every point is one (recipe, C, N, epochs, seed) run of ``benchmarks.rank_cifar10
 half, scored on the first ``--eval-images`` of the `valid` half: the 327-cell subset, then a seeded uniform
 sample of ``--sample`` cells (``nshot rank --subset N``, the estimate of the all-cell tau that
 ``benchmarks.rank_sample`` validated). Points run in the order of ``POINTS`` (the ones that decide the
-protocol first), ``--jobs`` at a time; each run directory ``OUT/<point>`` is resumable, a finished point is
+protocol first; with ``--only``, in the order given), ``--jobs`` at a time; each run directory ``OUT/<point>`` is resumable, a finished point is
 skipped, so the command can be repeated after an interruption and continues where it stopped.
 
     python -m benchmarks.budget_curve --jobs 2 --threads 1 --out runs/budget

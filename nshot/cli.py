@@ -137,7 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     q = sub.add_parser("quickstart", help="offline demo: small supernet on digits, ranked against stand-alone training",
                        description="Offline demo in about 2 CPU minutes: trains a small NB201 supernet on "
                                    "scikit-learn's digits and, meanwhile, architectures from every NB201 quality "
-                                   "band stand-alone (3 trainings each, averaged) as ground truth; prints Kendall tau with its 95 % bootstrap "
+                                   "band stand-alone (--truth-seeds trainings each, default 3, averaged) as ground "
+                                   "truth; prints Kendall tau with its 95 % bootstrap "
                                    "interval and writes RUN/report.html.")
     q.add_argument("--run-dir", help="where to write (default runs/quickstart-<time>)")
     q.add_argument("--archs", type=_at_least(3), default=10,

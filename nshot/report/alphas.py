@@ -79,5 +79,6 @@ def differentiable_figures(image: Callable[..., Any], space: str, recs: Sequence
     if any(r.get("truth") is not None for r in rows):
         out.append(image("truth.png", truth_curve(epochs, [r.get("truth") for r in rows]),
                          "ground truth of the derived architecture per epoch",
-                         "Benchmark accuracy of the architecture derived after each epoch (NB201: cifar10/test)."))
+                         "Benchmark accuracy of the architecture derived after each epoch (in the test metric of the "
+                         "run's dataset, e.g. cifar10/test)."))
     return out
