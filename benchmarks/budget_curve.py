@@ -4,8 +4,9 @@ Every point is one (recipe, C, N, epochs, seed) run of ``benchmarks.rank_cifar10
 half, scored on the first ``--eval-images`` of the `valid` half: the 327-cell subset, then a seeded uniform
 sample of ``--sample`` cells (``nshot rank --subset N``, the estimate of the all-cell tau that
 ``benchmarks.rank_sample`` validated). Points run in the order of ``POINTS`` (the ones that decide the
-protocol first; with ``--only``, in the order given), ``--jobs`` at a time; each run directory ``OUT/<point>`` is resumable, a finished point is
-skipped, so the command can be repeated after an interruption and continues where it stopped.
+protocol first; with ``--only``, in the order given), ``--jobs`` at a time; each run directory ``OUT/<point>``
+is resumable, a finished point is skipped, so the command can be repeated after an interruption and continues
+where it stopped.
 
     python -m benchmarks.budget_curve --jobs 2 --threads 1 --out runs/budget
     python -m benchmarks.budget_curve --summary --out runs/budget      # the table from what has finished
@@ -186,6 +187,7 @@ def summary(out: Path, sample: int, points: Sequence[Point] = POINTS, name: str 
     groups: dict[str, list[dict]] = {}
     for p in points:
         if rows[p.name] is not None:
+            rows[p.name]["path_updates"] = p.updates
             groups.setdefault(p.group, []).append(rows[p.name])
     agg = {}
     print("\n| recipe / epochs | seeds | tau 327 mean ± std | tau sample mean ± std | train acc % | train min/run |")
@@ -203,9 +205,6 @@ def summary(out: Path, sample: int, points: Sequence[Point] = POINTS, name: str 
         print(f"| {key} | {len(rs)} | {_fmt(a['tau_327_mean'])} ± {_fmt(a['tau_327_std'])} | "
               f"{_fmt(a['tau_sample_mean'])} ± {_fmt(a['tau_sample_std'])} | {a['train_acc_mean']:.1f} | "
               f"{a['train_minutes_mean']:.0f} |")
-    for p in points:
-        if rows[p.name] is not None:
-            rows[p.name]["path_updates"] = p.updates
     result = {"points": rows, "groups": agg, "sample": sample}
     (out / name).write_text(json.dumps(result, indent=1))
     return result

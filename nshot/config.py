@@ -317,6 +317,12 @@ class Config:
             raise ConfigError(f"device = {self.device!r} is invalid: expected auto, cpu, cuda or cuda:N")
         return self
 
+    def projection_tune_lr(self) -> float:
+        """The lr of DARTS-PT's tuning between projection decisions: ``arch.projection_finetune_lr``, or
+        ``optim.lr_min`` (where the search's schedule ended) when that is null."""
+        a = self.arch
+        return a.projection_finetune_lr if a.projection_finetune_lr is not None else self.optim.lr_min
+
     def _check_arch(self) -> None:
         """Differentiable search (``arch.method``): its values, and the recipes it cannot be combined with."""
         a = self.arch
@@ -338,8 +344,7 @@ class Config:
         if a.projection_finetune_lr is not None and a.projection_finetune_lr < 0:
             raise ConfigError(f"arch.projection_finetune_lr = {a.projection_finetune_lr!r} is invalid: expected a "
                               "number >= 0 (null: optim.lr_min)")
-        tune_lr = a.projection_finetune_lr if a.projection_finetune_lr is not None else self.optim.lr_min
-        if a.projection_finetune_steps and tune_lr == 0:
+        if a.projection_finetune_steps and self.projection_tune_lr() == 0:
             raise ConfigError(f"arch.projection_finetune_steps = {a.projection_finetune_steps} would tune at lr 0 "
                               "(arch.projection_finetune_lr is null and optim.lr_min = 0): set "
                               "arch.projection_finetune_lr, e.g. 0.001")

@@ -145,10 +145,12 @@ class DifferentiableSearch:
     """A DARTS / SNAS run in ``run_dir``; use :meth:`create` or :meth:`resume`, then :meth:`fit`."""
 
     def __init__(self, cfg: Config, run_dir: Union[str, Path], data=None,
-                 mask: Optional[Sequence[Sequence[int]]] = None, alpha_frozen_until: int = 0, node: Optional[int] = None):
+                 mask: Optional[Sequence[Sequence[int]]] = None, alpha_frozen_until: int = 0, node: Optional[int] = None,
+                 truth: Optional[tuple[Any, Optional[str]]] = None):
         """``mask`` (per edge of the alpha table, the allowed ops), ``alpha_frozen_until`` (no alpha update before
         this step: GM-NAS keeps alphas fixed until its last split) and ``node`` (its own weight initialisation)
-        make this one sub-supernet of a few-shot run."""
+        make this one sub-supernet of a few-shot run; ``truth``, the run's :func:`truth_table` when the caller
+        already has it (a GM-NAS run's nodes share one), else it is loaded here."""
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.files = RunDir(self.run_dir)
         self.mask = tuple(tuple(int(o) for o in m) for m in mask) if mask is not None else None
@@ -188,7 +190,7 @@ class DifferentiableSearch:
         self.total_steps = cfg.train.epochs * self.steps_per_epoch
         self.step = 0
         self.metrics = MetricsLog(self.files.metrics, tensorboard=cfg.run.tensorboard)
-        self.table, self.truth_metric = truth_table(cfg)
+        self.table, self.truth_metric = truth if truth is not None else truth_table(cfg)
         self._acc = _fresh()
 
     # -- construction ------------------------------------------------------------------------------------
@@ -206,12 +208,13 @@ class DifferentiableSearch:
         return run
 
     @classmethod
-    def resume(cls, run_dir: Union[str, Path], data=None) -> "DifferentiableSearch":
+    def resume(cls, run_dir: Union[str, Path], data=None,
+               truth: Optional[tuple[Any, Optional[str]]] = None) -> "DifferentiableSearch":
         files = RunDir(run_dir)
         run_dir = files.path
         files.require_run()
         if not files.has_checkpoint():
-            run = cls(load_config(files.config), run_dir, data)
+            run = cls(load_config(files.config), run_dir, data, truth=truth)
             run.metrics.truncate_after(0)
             run._record_env("restart (no checkpoint yet)")
             return run
@@ -219,7 +222,7 @@ class DifferentiableSearch:
         if state.get("kind") != KIND or state.get("format") != FORMAT_VERSION:
             raise RunDirError(f"{source}: not a differentiable-search checkpoint of format {FORMAT_VERSION}")
         run = cls(load_config(files.config), run_dir, data, mask=state.get("mask"),
-                  alpha_frozen_until=state.get("alpha_frozen_until", 0), node=state.get("node"))
+                  alpha_frozen_until=state.get("alpha_frozen_until", 0), node=state.get("node"), truth=truth)
         run.model.load_state_dict(state["model"])
         with torch.no_grad():
             run.alpha.copy_(state["alpha"].to(run.device))
@@ -337,7 +340,7 @@ class DifferentiableSearch:
         half in the order of the seeded stream ``seed`` (augmented per step); nothing is checkpointed, so a
         projection that is cut off repeats identically."""
         cfg = self.cfg
-        lr = cfg.arch.projection_finetune_lr if cfg.arch.projection_finetune_lr is not None else cfg.optim.lr_min
+        lr = cfg.projection_tune_lr()
         seed %= 2 ** 31
         table = table.detach().to(self.device)
         done, cycle = 0, 0

@@ -22,6 +22,7 @@ absolute step targets, so the scores, the winner and its weights equal an uninte
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import shutil
@@ -62,6 +63,7 @@ class GMSearch:
     def __init__(self, cfg: Config, run_dir: Union[str, Path], data=None):
         if cfg.fewshot.method != "gm" or cfg.arch.method == "none":
             raise ValueError("GMSearch needs fewshot.method = gm and arch.method = darts or snas")
+        self.truth = truth_table(cfg)          # loaded once for every node; a refused arch.table stops here
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.files = RunDir(self.run_dir)
         self.data = data if data is not None else load_data(cfg)
@@ -81,8 +83,7 @@ class GMSearch:
         run_dir = files.path
         if files.gm.exists() or files.config.exists():
             raise RunDirError(f"{run_dir} already holds a run; resume it with `nshot train --resume {run_dir}`")
-        truth_table(cfg)                                 # a refused arch.table: before anything is written
-        run = cls(cfg, run_dir, data)
+        run = cls(cfg, run_dir, data)                    # refuses a bad arch.table before anything is written
         run_dir.mkdir(parents=True, exist_ok=True)
         run._save()                                      # first: a folder with gm.json is a GM-NAS run
         dump_config(cfg, files.config)
@@ -114,11 +115,11 @@ class GMSearch:
         """The leaf's search: resumed from its checkpoint, else created (inheriting its parent's state if asked)."""
         folder = self.node_dir(leaf["id"])
         if RunDir(folder).has_checkpoint():
-            return DifferentiableSearch.resume(folder, data=self.data)
+            return DifferentiableSearch.resume(folder, data=self.data, truth=self.truth)
         if folder.exists():
             shutil.rmtree(folder)
         node = DifferentiableSearch.create(self._node_cfg(leaf), folder, data=self.data, mask=leaf["mask"],
-                                           alpha_frozen_until=leaf.get("frozen", 0), node=leaf["id"])
+                                           alpha_frozen_until=leaf.get("frozen", 0), node=leaf["id"], truth=self.truth)
         if leaf.get("inherit_from") is not None:
             state, _ = load_checkpoint_from(self.files.node(leaf["inherit_from"]).checkpoints)
             _inherit(node, state)
@@ -311,7 +312,7 @@ class GMSearch:
         steps = self.cfg.arch.projection_finetune_steps
         if not steps:
             return None
-        decisions = iter(range(1 << 30))
+        decisions = itertools.count()
 
         def tune(table: torch.Tensor) -> None:
             node.tune_weights(table, steps, rng.torch_seed(self.cfg.seed, PT_TUNE, next(decisions)))
