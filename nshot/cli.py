@@ -127,6 +127,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--cutout", type=_non_negative_int, help="cutout square size (default 0: none)")
     a.add_argument("--drop-path", type=_probability, help="DARTS: final drop-path probability (default 0)")
     a.add_argument("--grad-clip", type=_positive_float, help="gradient norm clip (default none)")
+    a.add_argument("--drop-last", action="store_true", default=None, help="drop each epoch's final short batch")
+    a.add_argument("--bn-calibrate", action="store_true", default=None,
+                   help="before evaluating, set BN's running statistics to their average over the un-augmented "
+                        "training images (default: the running averages training leaves)")
 
     rep = sub.add_parser("report", help="write RUN/report.html (plots and tables of a run)",
                          description="One self-contained HTML page: training curves, lr used, score vs ground "

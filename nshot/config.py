@@ -152,6 +152,8 @@ class StandaloneSection:
     cutout: Optional[int] = None
     drop_path: Optional[float] = None
     grad_clip: Optional[float] = None
+    drop_last: Optional[bool] = None
+    bn_calibrate: Optional[bool] = None
 
 
 @dataclass

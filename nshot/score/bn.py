@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -51,8 +51,9 @@ def batch_stats_mode(model: nn.Module) -> Iterator[None]:
 
 
 @torch.no_grad()
-def recalibrate(model: nn.Module, batches: list[torch.Tensor], arch) -> None:
-    """Reset running statistics and re-estimate them for ``arch`` on ``batches`` (normalised inputs).
+def recalibrate(model: nn.Module, batches: Iterable[torch.Tensor], arch: Optional[str] = None) -> None:
+    """Reset running statistics and re-estimate them for ``arch`` on ``batches`` (normalised inputs; ``arch``
+    None: a stand-alone network, called on the input alone).
 
     Must run inside :func:`running_stats_mode` (or on a model whose BN tracks running statistics).
     Only BN modules on the path see data; parameters are untouched.
@@ -62,5 +63,5 @@ def recalibrate(model: nn.Module, batches: list[torch.Tensor], arch) -> None:
     was_training = model.training
     model.train()
     for x in batches:
-        model(x, arch)
+        model(x) if arch is None else model(x, arch)
     model.train(was_training)

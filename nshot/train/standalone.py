@@ -8,9 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from .. import spaces
-from ..data import ImageData, epoch_batches, num_batches, train_input
+from ..data import ImageData, epoch_batches, eval_input, num_batches, train_input
 from ..nn import build_standalone
+from ..nn.ops import batchnorms
 from ..run.evaluate import evaluate_arch
+from ..score.bn import recalibrate
 from . import rng
 from ..data.cutout import cutout
 from .lr import CosineLR
@@ -23,7 +25,10 @@ DROP_PATH = 25
 class StandaloneConfig:
     """NB201 benchmark protocol by default: 200 epochs, lr 0.1 cosine, wd 5e-4, batch 256, Nesterov. DARTS's
     evaluation protocol adds ``aux_weight`` 0.4 (the auxiliary head's loss weight; 0: no head), ``cutout`` 16,
-    ``drop_path`` 0.2 (raised linearly from 0 over the epochs) and ``grad_clip`` 5."""
+    ``drop_path`` 0.2 (raised linearly from 0 over the epochs) and ``grad_clip`` 5. ``drop_last`` drops each
+    epoch's final short batch; ``bn_calibrate`` replaces the BN running statistics, before the evaluation, by
+    their average over the un-augmented training images (:func:`calibrate_bn`). Both are off in the benchmark
+    protocols; the quickstart's 8x8 digits need the calibration (docs/results.md, the quickstart's truth)."""
     epochs: int = 200
     batch_size: int = 256
     lr: float = 0.1
@@ -40,6 +45,8 @@ class StandaloneConfig:
     cutout: int = 0
     drop_path: float = 0.0
     grad_clip: Optional[float] = None
+    drop_last: bool = False
+    bn_calibrate: bool = False
 
 
 def check_protocol(space: spaces.SearchSpace, cfg: StandaloneConfig) -> None:
@@ -74,15 +81,18 @@ def train_standalone(space: str, arch: str, train: ImageData, evald: ImageData, 
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)
     policy = CosineLR(cfg.lr, cfg.lr_min)
+    if cfg.drop_last and len(train) < cfg.batch_size:
+        raise ValueError(f"drop_last with batch_size {cfg.batch_size} > the {len(train)} training images: no step "
+                         f"would run (lower batch_size or leave drop_last off)")
     train = train.to(device)
-    spe = num_batches(len(train), cfg.batch_size)
+    spe = num_batches(len(train), cfg.batch_size, cfg.drop_last)
     total = cfg.epochs * spe
     step = 0
     for epoch in range(cfg.epochs):
         net.train()
         if cfg.drop_path > 0:
             net.drop_path_prob = cfg.drop_path * epoch / cfg.epochs   # DARTS: linear ramp from 0
-        for idx in epoch_batches(len(train), cfg.batch_size, seed, epoch):
+        for idx in epoch_batches(len(train), cfg.batch_size, seed, epoch, drop_last=cfg.drop_last):
             idx = idx.to(device)
             xb = train.x[idx]
             # images stored larger than the evaluation images (image folders) get random-resized crops to that size
@@ -107,4 +117,30 @@ def train_standalone(space: str, arch: str, train: ImageData, evald: ImageData, 
             step += 1
         if on_epoch is not None:
             on_epoch(epoch, policy(step, total))
+    if cfg.bn_calibrate:
+        calibrate_bn(net, train, cfg.batch_size, evald.x.shape[-1])
     return evaluate_arch(net, evald, batch_size=512, device=device)
+
+
+@torch.no_grad()
+def calibrate_bn(net: torch.nn.Module, data: ImageData, batch_size: int, size: Optional[int] = None) -> None:
+    """Replace every BN's running statistics by their average over ``data``'s un-augmented images (train-mode
+    forwards in batches of ``batch_size``, equal weight per batch; a final short batch is left out unless it is
+    the only one): the statistics of inputs like the evaluation's, where the running averages a training leaves
+    follow augmented batches of a moving network. Parameters are untouched; drop-path is off meanwhile."""
+    bns = batchnorms(net)
+    momenta = [bn.momentum for bn in bns]
+    drop = getattr(net, "drop_path_prob", None)
+    n = len(data) if len(data) < batch_size else len(data) - len(data) % batch_size
+    batches = (eval_input(data.x[i:i + batch_size], data.mean, data.std, size) for i in range(0, n, batch_size))
+    try:
+        for bn in bns:
+            bn.momentum = None           # cumulative average over the batches
+        if drop is not None:
+            net.drop_path_prob = 0.0
+        recalibrate(net, batches)
+    finally:
+        for bn, m in zip(bns, momenta):
+            bn.momentum = m
+        if drop is not None:
+            net.drop_path_prob = drop

@@ -28,7 +28,8 @@ def network_shape(cfg: Config, sa: StandaloneConfig) -> dict:
 
 
 _FLAGS = {"epochs": 200, "batch_size": 256, "lr": 0.1, "weight_decay": 5e-4, "nesterov": True, "C": 16, "N": 5,
-          "aux_weight": 0.0, "cutout": 0, "drop_path": 0.0, "grad_clip": None}
+          "aux_weight": 0.0, "cutout": 0, "drop_path": 0.0, "grad_clip": None, "drop_last": False,
+          "bn_calibrate": False}
 
 
 def standalone_settings(args: Any, cfg: Config) -> dict[str, Any]:

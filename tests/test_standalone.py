@@ -1,0 +1,113 @@
+"""The stand-alone trainer's evaluation options: BN statistics calibrated on clean training images, drop_last."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from nshot.data import ImageData, normalize
+from nshot.train.standalone import StandaloneConfig, calibrate_bn, train_standalone
+
+ARCH = "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|"
+
+
+class _Net(nn.Module):
+    """Conv -> BN -> mean, with a drop_path_prob attribute as the DARTS network has."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 5, 3, padding=1)
+        self.bn = nn.BatchNorm2d(5)
+        self.drop_path_prob = 0.3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.drop_path_prob == 0.0 or not self.training, "calibration must run without drop-path"
+        return self.bn(self.conv(x)).mean((2, 3))
+
+
+def _data(n: int) -> ImageData:
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(0, 256, (n, 3, 8, 8), generator=g, dtype=torch.uint8)
+    return ImageData(x, torch.arange(n) % 4, 4, (0.4, 0.5, 0.6), (0.2, 0.25, 0.3), "toy")
+
+
+def test_calibrate_bn_is_the_mean_of_the_clean_batches_statistics():
+    torch.manual_seed(0)
+    net, data = _Net(), _data(10)
+    net.bn.running_mean.fill_(7.0)
+    net.bn.num_batches_tracked.fill_(99)
+    params = {k: v.clone() for k, v in net.named_parameters()}
+    net.eval()
+    calibrate_bn(net, data, batch_size=4)
+    # batches of 4: 0-3 and 4-7; the short batch 8-9 is left out
+    with torch.no_grad():
+        feats = [net.conv(normalize(data.x[i:i + 4], data.mean, data.std)) for i in (0, 4)]
+    mean = torch.stack([f.mean((0, 2, 3)) for f in feats]).mean(0)
+    var = torch.stack([f.transpose(0, 1).reshape(5, -1).var(1, unbiased=True) for f in feats]).mean(0)
+    torch.testing.assert_close(net.bn.running_mean, mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(net.bn.running_var, var, rtol=1e-5, atol=1e-6)
+    assert int(net.bn.num_batches_tracked) == 2
+    assert net.bn.momentum == 0.1 and net.drop_path_prob == 0.3 and not net.training   # all restored
+    for k, v in net.named_parameters():
+        assert torch.equal(v, params[k])
+
+
+def test_calibrate_bn_uses_a_short_batch_when_it_is_the_only_one():
+    net, data = _Net(), _data(3)
+    calibrate_bn(net, data, batch_size=8)
+    with torch.no_grad():
+        f = net.conv(normalize(data.x, data.mean, data.std))
+    torch.testing.assert_close(net.bn.running_mean, f.mean((0, 2, 3)), rtol=1e-5, atol=1e-6)
+    assert int(net.bn.num_batches_tracked) == 1
+
+
+def test_bn_calibrate_changes_only_the_evaluation(tiny_data, monkeypatch):
+    """Same seed, same training: ``bn_calibrate`` gives the accuracy of the plainly trained network after
+    :func:`calibrate_bn` on the training images, and leaves every parameter as the plain training does."""
+    import nshot.train.standalone as standalone
+
+    train, evald = tiny_data
+    base = dict(epochs=2, batch_size=32, lr=0.05, C=4, N=1, crop_padding=1, flip=False)
+    nets = []
+    evaluate = standalone.evaluate_arch
+    monkeypatch.setattr(standalone, "evaluate_arch", lambda net, *a, **k: nets.append(net) or evaluate(net, *a, **k))
+    plain = train_standalone("nb201", ARCH, train, evald, StandaloneConfig(**base), seed=3)
+    calibrated = train_standalone("nb201", ARCH, train, evald, StandaloneConfig(**base, bn_calibrate=True), seed=3)
+    by_hand, with_option = nets
+    mine, theirs = by_hand.state_dict(), with_option.state_dict()
+    stats = [k for k in mine if "running" in k or "num_batches" in k]
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine if k not in stats)    # the same training
+    assert any(not torch.equal(mine[k], theirs[k]) for k in stats)                 # other BN statistics
+    calibrate_bn(by_hand, train, 32, evald.x.shape[-1])
+    assert all(torch.equal(v, theirs[k]) for k, v in by_hand.state_dict().items())
+    assert evaluate(by_hand, evald, batch_size=512) == calibrated
+    assert plain == train_standalone("nb201", ARCH, train, evald, StandaloneConfig(**base), seed=3)
+
+
+def test_drop_last_runs_whole_batches_only(tiny_data):
+    train, evald = tiny_data           # 96 training images
+    lrs = []
+    sa = StandaloneConfig(epochs=2, batch_size=40, lr=0.1, C=4, N=1, drop_last=True)
+    train_standalone("nb201", ARCH, train, evald, sa, seed=0, on_epoch=lambda e, lr: lrs.append(lr))
+    # 2 steps per epoch (96 // 40), 4 in all: the cosine reaches 0 at the end of the second epoch, and is
+    # half way after the first
+    assert lrs[0] == pytest.approx(0.05) and lrs[1] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="drop_last"):
+        train_standalone("nb201", ARCH, train, evald, StandaloneConfig(epochs=1, batch_size=128, C=4, N=1,
+                                                                         drop_last=True))
+
+
+def test_train_arch_takes_the_options_from_a_flag_then_the_config():
+    from nshot.cli import _parser as build_parser
+    from nshot.config import load_config
+    from nshot.train.train_arch import standalone_settings
+
+    arch = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    plain = build_parser().parse_args(["train-arch", arch])
+    flagged = build_parser().parse_args(["train-arch", arch, "--bn-calibrate", "--drop-last"])
+    default, cfg = load_config(None, []), load_config(None, ["standalone.bn_calibrate=true"])
+    got = standalone_settings(plain, default)
+    assert (got["bn_calibrate"], got["drop_last"]) == (False, False)
+    assert standalone_settings(plain, cfg)["bn_calibrate"] is True
+    got = standalone_settings(flagged, default)
+    assert (got["bn_calibrate"], got["drop_last"]) == (True, True)
