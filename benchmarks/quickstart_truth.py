@@ -19,7 +19,6 @@ import itertools
 import json
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
