@@ -111,3 +111,24 @@ def test_train_arch_takes_the_options_from_a_flag_then_the_config():
     assert standalone_settings(plain, cfg)["bn_calibrate"] is True
     got = standalone_settings(flagged, default)
     assert (got["bn_calibrate"], got["drop_last"]) == (True, True)
+
+
+def test_quickstart_truth_agreement_formulas():
+    """benchmarks.quickstart_truth: tau between seeds, a cell's std over seeds, std between cells, exactly."""
+    import statistics
+
+    from scipy.stats import kendalltau
+
+    from benchmarks.quickstart_truth import _key, agreement
+
+    archs = ["a", "b", "c", "d"]
+    acc = {0: [90.0, 91.0, 95.0, 97.0], 1: [90.5, 92.0, 94.0, 98.0], 2: [91.0, 90.0, 96.0, 97.5]}
+    res = {_key("r", 30, s, a): acc[s][i] for s in acc for i, a in enumerate(archs)}
+    g = agreement(res, "r", 30, [0, 1, 2], [archs[:3], archs[1:]])
+    t = {grp: [[acc[s][i] for i in grp] for s in (0, 1, 2)] for grp in ((0, 1, 2), (1, 2, 3))}
+    taus = [kendalltau(v[i], v[j])[0] for v in t.values() for i, j in ((0, 1), (0, 2), (1, 2))]
+    assert g["tau_between_seeds"] == pytest.approx(sum(taus) / 6)
+    per_cell = [float(torch.tensor(v).std(0)[k]) for v in t.values() for k in range(3)]
+    assert g["cell_std_over_seeds"] == pytest.approx(statistics.median(per_cell))
+    between = [float(torch.tensor(v).mean(0).std()) for v in t.values()]
+    assert g["std_between_cells"] == pytest.approx(sum(between) / 2)
