@@ -242,7 +242,7 @@ def register(name: str):
 
 def get(name: str, **kwargs) -> SearchSpace:
     """Instantiate a registered space by name, e.g. ``get("nb201")``."""
-    return _space_class(name)(**kwargs)
+    return space_class(name)(**kwargs)
 
 
 def available() -> list[str]:
@@ -253,13 +253,6 @@ def spaces_with(hook: str) -> list[str]:
     """The registered spaces whose class sets ``hook`` (e.g. ``"supports_differentiable"``) true, in
     registration order (the built-in spaces first): where an option applies, for error messages."""
     return [name for name, cls in _REGISTRY.items() if getattr(cls, hook, False)]
-
-
-def _space_class(name: str) -> type:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown search space {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
 
 
 def _picked(model: Any, keys: Sequence[str]) -> dict[str, Any]:
@@ -275,23 +268,26 @@ def _picked(model: Any, keys: Sequence[str]) -> dict[str, Any]:
 def space_class(name: str) -> type:
     """The class registered as space ``name`` (its class-level hooks, e.g. ``supports_differentiable``, read
     without building it); ValueError naming the available spaces."""
-    return _space_class(name)
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown search space {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
 
 
 def check_model_options(name: str, model: Any) -> None:
     """Refuse ``model.*`` options space ``name`` does not take: the space's own hook,
     :meth:`SearchSpace.check_model_options`. ValueError naming the key and the space's own options."""
-    _space_class(name).check_model_options(model)
+    space_class(name).check_model_options(model)
 
 
 def for_config(cfg: Any) -> SearchSpace:
     """The search space a run config describes: ``cfg.space.name`` built with the ``cfg.model`` options that
     define its decisions (``space_options``; null = the space's default)."""
-    cls = _space_class(cfg.space.name)
+    cls = space_class(cfg.space.name)
     return get(cfg.space.name, **_picked(cfg.model, cls.space_options))
 
 
 def shape_from_config(cfg: Any) -> dict[str, Any]:
     """The ``cfg.model`` options that shape a space's network (``shape_options``; null ones are left out, so
     the space's default applies)."""
-    return _picked(cfg.model, _space_class(cfg.space.name).shape_options)
+    return _picked(cfg.model, space_class(cfg.space.name).shape_options)
