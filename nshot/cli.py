@@ -112,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "scratch: 200 epochs, lr 0.1 cosine, wd 5e-4, batch 256, Nesterov by default. "
                                    "Data settings come from CONFIG (or the run's config).")
     a.add_argument("arch", help="architecture string, or a run directory with search.json")
-    a.add_argument("overrides", nargs="*", help="key.sub=value overrides of the data/device settings")
+    a.add_argument("overrides", nargs="*", help="key.sub=value overrides of the data, device and standalone.* "
+                                                "settings")
     a.add_argument("--config", help="YAML config for data/device (default: the run's config, else defaults)")
     a.add_argument("--run-dir", help="where to write (default runs/arch-<time>)")
     a.add_argument("--epochs", type=_positive_int, help="default 200 (or the config's standalone.epochs)")
@@ -127,7 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--cutout", type=_non_negative_int, help="cutout square size (default 0: none)")
     a.add_argument("--drop-path", type=_probability, help="DARTS: final drop-path probability (default 0)")
     a.add_argument("--grad-clip", type=_positive_float, help="gradient norm clip (default none)")
-    a.add_argument("--drop-last", action="store_true", default=None, help="drop each epoch's final short batch")
+    a.add_argument("--drop-last", action="store_true", default=None,
+                   help="drop each epoch's final short batch (default off)")
     a.add_argument("--bn-calibrate", action="store_true", default=None,
                    help="before evaluating, set BN's running statistics to their average over the un-augmented "
                         "training images (default: the running averages training leaves)")

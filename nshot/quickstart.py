@@ -214,7 +214,7 @@ def run_quickstart(run_dir: Optional[str] = None, num_archs: int = 10, supernet_
     summary = {"kendall_tau": tau, "kendall_tau_ci95": ci, "spearman_rho": report["spearman_rho"],
                "archs": archs, "bands": [b for b, _ in picked], "supernet_acc": scores, "standalone_acc": truth,
                "standalone_runs": runs, "truth_seeds": truth_seeds, "seed": seed, "supernet_epochs": supernet_epochs,
-               "standalone_epochs": standalone_epochs, "run_dir": str(run_dir)}
+               "standalone_epochs": standalone_epochs, "standalone": dict(STANDALONE), "run_dir": str(run_dir)}
     path = build_report(run_dir)
     summary["seconds"] = time.time() - t0
     atomic_write_bytes(RunDir(run_dir).quickstart, json.dumps(summary, indent=1).encode())

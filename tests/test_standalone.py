@@ -78,23 +78,31 @@ def test_bn_calibrate_changes_only_the_evaluation(tiny_data, monkeypatch):
     stats = [k for k in mine if "running" in k or "num_batches" in k]
     assert all(torch.equal(mine[k], theirs[k]) for k in mine if k not in stats)    # the same training
     assert any(not torch.equal(mine[k], theirs[k]) for k in stats)                 # other BN statistics
+    assert evaluate(by_hand, evald, batch_size=512) == plain
     calibrate_bn(by_hand, train, 32, evald.x.shape[-1])
     assert all(torch.equal(v, theirs[k]) for k, v in by_hand.state_dict().items())
     assert evaluate(by_hand, evald, batch_size=512) == calibrated
-    assert plain == train_standalone("nb201", ARCH, train, evald, StandaloneConfig(**base), seed=3)
 
 
-def test_drop_last_runs_whole_batches_only(tiny_data):
+def test_drop_last_runs_whole_batches_only(tiny_data, monkeypatch):
+    import nshot.train.standalone as standalone
+
     train, evald = tiny_data           # 96 training images
-    lrs = []
-    sa = StandaloneConfig(epochs=2, batch_size=40, lr=0.1, C=4, N=1, drop_last=True)
-    train_standalone("nb201", ARCH, train, evald, sa, seed=0, on_epoch=lambda e, lr: lrs.append(lr))
-    # 2 steps per epoch (96 // 40), 4 in all: the cosine reaches 0 at the end of the second epoch, and is
-    # half way after the first
-    assert lrs[0] == pytest.approx(0.05) and lrs[1] == pytest.approx(0.0)
+    sizes, lrs = [], []
+    batches = standalone.epoch_batches
+    monkeypatch.setattr(standalone, "epoch_batches",
+                        lambda *a, **k: [sizes.append(len(i)) or i for i in batches(*a, **k)])
+    for drop in (False, True):
+        sa = StandaloneConfig(epochs=2, batch_size=40, lr=0.1, C=4, N=1, drop_last=drop)
+        train_standalone("nb201", ARCH, train, evald, sa, seed=0, on_epoch=lambda e, lr: lrs.append(lr))
+    assert sizes == [40, 40, 16] * 2 + [40, 40] * 2
+    # the cosine's total counts the steps that run: half way after the first of two epochs either way
+    assert lrs == pytest.approx([0.05, 0.0, 0.05, 0.0])
     with pytest.raises(ValueError, match="drop_last"):
         train_standalone("nb201", ARCH, train, evald, StandaloneConfig(epochs=1, batch_size=128, C=4, N=1,
                                                                          drop_last=True))
+    with pytest.raises(ValueError, match="empty"):
+        calibrate_bn(_Net(), _data(0), batch_size=4)
 
 
 def test_train_arch_takes_the_options_from_a_flag_then_the_config():
@@ -105,10 +113,12 @@ def test_train_arch_takes_the_options_from_a_flag_then_the_config():
     arch = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"
     plain = build_parser().parse_args(["train-arch", arch])
     flagged = build_parser().parse_args(["train-arch", arch, "--bn-calibrate", "--drop-last"])
-    default, cfg = load_config(None, []), load_config(None, ["standalone.bn_calibrate=true"])
+    default = load_config(None, [])
+    cfg = load_config(None, ["standalone.bn_calibrate=true", "standalone.drop_last=true"])
     got = standalone_settings(plain, default)
     assert (got["bn_calibrate"], got["drop_last"]) == (False, False)
-    assert standalone_settings(plain, cfg)["bn_calibrate"] is True
+    got = standalone_settings(plain, cfg)
+    assert (got["bn_calibrate"], got["drop_last"]) == (True, True)
     got = standalone_settings(flagged, default)
     assert (got["bn_calibrate"], got["drop_last"]) == (True, True)
 

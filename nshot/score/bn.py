@@ -62,6 +62,8 @@ def recalibrate(model: nn.Module, batches: Iterable[torch.Tensor], arch: Optiona
         bn.reset_running_stats()
     was_training = model.training
     model.train()
-    for x in batches:
-        model(x) if arch is None else model(x, arch)
-    model.train(was_training)
+    try:
+        for x in batches:
+            model(x) if arch is None else model(x, arch)
+    finally:
+        model.train(was_training)

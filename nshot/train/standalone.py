@@ -128,6 +128,8 @@ def calibrate_bn(net: torch.nn.Module, data: ImageData, batch_size: int, size: O
     forwards in batches of ``batch_size``, equal weight per batch; a final short batch is left out unless it is
     the only one): the statistics of inputs like the evaluation's, where the running averages a training leaves
     follow augmented batches of a moving network. Parameters are untouched; drop-path is off meanwhile."""
+    if len(data) == 0:
+        raise ValueError("calibrate_bn needs at least one image (got an empty dataset)")
     bns = batchnorms(net)
     momenta = [bn.momentum for bn in bns]
     drop = getattr(net, "drop_path_prob", None)
