@@ -142,3 +142,13 @@ def test_quickstart_truth_agreement_formulas():
     assert g["cell_std_over_seeds"] == pytest.approx(statistics.median(per_cell))
     between = [float(torch.tensor(v).mean(0).std()) for v in t.values()]
     assert g["std_between_cells"] == pytest.approx(sum(between) / 2)
+
+
+def test_train_arch_refuses_drop_last_without_a_whole_batch_before_writing(tmp_path, capsys):
+    from nshot.cli import main
+
+    run = tmp_path / "arch"
+    argv = ["train-arch", ARCH, "data.name=digits", "--drop-last", "--batch-size", "5000", "--epochs", "1",
+            "--C", "4", "--N", "1", "--run-dir", str(run)]
+    assert main(argv) == 2
+    assert "drop_last with batch_size 5000" in capsys.readouterr().err and not run.exists()

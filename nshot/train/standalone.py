@@ -60,6 +60,13 @@ def check_protocol(space: spaces.SearchSpace, cfg: StandaloneConfig) -> None:
                              f"{what} (leave {key} at 0; it applies to: {where})")
 
 
+def check_batches(cfg: StandaloneConfig, n: int) -> None:
+    """Refuse (ValueError) ``drop_last`` with fewer than ``batch_size`` training images: no step would run."""
+    if cfg.drop_last and n < cfg.batch_size:
+        raise ValueError(f"drop_last with batch_size {cfg.batch_size} > the {n} training images: no step would "
+                         f"run (lower batch_size or leave drop_last off)")
+
+
 def train_standalone(space: str, arch: str, train: ImageData, evald: ImageData, cfg: StandaloneConfig,
                      seed: int = 0, device: Optional[torch.device] = None,
                      on_epoch: Optional[Callable[[int, float], None]] = None,
@@ -81,9 +88,7 @@ def train_standalone(space: str, arch: str, train: ImageData, evald: ImageData, 
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)
     policy = CosineLR(cfg.lr, cfg.lr_min)
-    if cfg.drop_last and len(train) < cfg.batch_size:
-        raise ValueError(f"drop_last with batch_size {cfg.batch_size} > the {len(train)} training images: no step "
-                         f"would run (lower batch_size or leave drop_last off)")
+    check_batches(cfg, len(train))
     train = train.to(device)
     spe = num_batches(len(train), cfg.batch_size, cfg.drop_last)
     total = cfg.epochs * spe

@@ -13,7 +13,7 @@ from ..config import Config
 from ..run.rundir import RunDir
 from .env import environment, resolve_device
 from .metrics import MetricsLog
-from .standalone import StandaloneConfig, train_standalone
+from .standalone import StandaloneConfig, check_batches, train_standalone
 from .trainer import RunDirError, load_data
 
 
@@ -56,6 +56,7 @@ def train_arch(arch: str, cfg: Config, sa: StandaloneConfig, run_dir: Union[str,
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     train, evald = load_data(cfg)
+    check_batches(sa, len(train))       # before the run directory is made
     run_dir.mkdir(parents=True, exist_ok=True)
     log = MetricsLog(files.metrics, tensorboard=cfg.run.tensorboard)
     t0 = time.time()
