@@ -116,7 +116,7 @@ def test_errors_before_torch_is_imported(tmp_path):
          f"error: config file {tmp_path / 'nope.yaml'} does not exist"),
         (["train-arch", arch, "--config", str(cfg), "--epochs", "1", "standalone.epohcs=1"],
          "error: unknown config key 'standalone.epohcs'; allowed keys under standalone: epochs, batch_size, lr, "
-         "weight_decay, nesterov, C, N, aux_weight, cutout, drop_path, grad_clip"),
+         "weight_decay, nesterov, C, N, aux_weight, cutout, drop_path, grad_clip, drop_last, bn_calibrate"),
         (["train-arch", arch, "--config", str(cfg), "--run-dir", str(done)],
          f"error: {done} already holds a result; choose another --run-dir"),
         (["train-arch", arch, "--config", str(cfg), "--run-dir", str(a_file / "sub")],
