@@ -22,6 +22,7 @@ class Registry(dict):
         self.kind = kind
 
     def register(self, name: str) -> Callable[[T], T]:
+        """Decorator adding its argument under ``name``; a name registered twice raises ValueError."""
         def add(obj: T) -> T:
             if name in self:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
@@ -30,6 +31,7 @@ class Registry(dict):
         return add
 
     def get(self, name: str) -> Any:  # type: ignore[override]
+        """The plug-in registered as ``name``; ValueError naming the registered ones if there is none."""
         try:
             return self[name]
         except KeyError:

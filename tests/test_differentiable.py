@@ -158,6 +158,17 @@ def test_resume_is_bit_identical_on_cpu(tmp_path, over):
     assert not torch.equal(full.alpha, diff.DifferentiableSearch(cfg, tmp_path / "fresh").alpha)  # alphas moved
 
 
+def test_weights_follow_the_configured_lr_policy(tmp_path):
+    """The supernet weights' lr comes from ``train.lr_policy`` (its registry), not a fixed cosine."""
+    rows = {}
+    for policy in ("constant", "cosine"):
+        run = diff.DifferentiableSearch.create(darts_config(**{"train.lr_policy": policy}), tmp_path / policy)
+        run.fit()
+        rows[policy] = [json.loads(line)["lr"] for line in (tmp_path / policy / "metrics.jsonl").read_text().splitlines()]
+    assert rows["constant"] == pytest.approx([0.05, 0.05], rel=1e-12)
+    assert 0.001 < rows["cosine"][1] < rows["cosine"][0] < 0.05
+
+
 @pytest.mark.parametrize("over, msg", [
     ({"train.lr_policy": "calr"}, "CaLR gives each sampled subnet its own"),
     ({"train.optimizer": "ms_sgd"}, "momentum separation"),

@@ -188,3 +188,50 @@ def test_the_builtin_spaces_hooks():
     assert (got["C"], got["N"]) == (36, 6)
     got = standalone_settings(argparse.Namespace(), load_config(None, []))
     assert (got["C"], got["N"]) == (16, 5)
+
+
+@pytest.mark.parametrize("name", sorted(spaces.available()))
+def test_every_supernet_carries_its_space(name):
+    """Scoring's dedup asks the network which architectures are one function (``space_of``): a supernet
+    without its space would silently be scored without dedup."""
+    from nshot.config import load_config
+    from nshot.run.build import build_model
+    from nshot.score import space_of
+    model = build_model(load_config(None, [f"space.name={name}"]), 10, 3)
+    assert isinstance(space_of(model), spaces.space_class(name))
+
+
+def test_the_architecture_pages_lr_policy_example_trains(tmp_path, tiny_data):
+    """docs/ARCHITECTURE.md's worked example: a registered class is a valid ``train.lr_policy`` and both
+    executors' plan gives lr_t = lr_min + (lr_0 - lr_min)(1 - t/T)."""
+    import json
+    from typing import Optional
+
+    from helpers import tiny_overrides
+    from nshot.config import load_config
+    from nshot.train.lr import LR_POLICIES, LRPolicy
+    from nshot.train.trainer import Trainer
+
+    @LR_POLICIES.register("linear")
+    class LinearLR(LRPolicy):
+        name = "linear"
+
+        def __init__(self, lr: float, lr_min: float = 0.0):
+            self.lr0, self.lr_min = lr, lr_min
+
+        def __call__(self, t: int, T: int, arch: Optional[str] = None) -> float:
+            return self.lr_min + (self.lr0 - self.lr_min) * (1.0 - min(t, T) / T)
+
+    try:
+        cfg = load_config(None, tiny_overrides("train.lr_policy=linear", "optim.lr=0.1", "optim.lr_min=0.01",
+                                               "train.log_every_steps=1"))
+        tr = Trainer.create(cfg, tmp_path / "r", data=tiny_data)
+        T = tr.total_steps
+        plans = [tr.plan(t).lr for t in range(T)]
+        assert plans == pytest.approx([0.01 + 0.09 * (1 - t / T) for t in range(T)], rel=1e-12)
+        tr.fit()
+        logged = [r["lr"] for r in map(json.loads, (tmp_path / "r" / "metrics.jsonl").read_text().splitlines())
+                  if "lr" in r]
+        assert logged and all(0.01 <= x <= 0.1 for x in logged) and logged == sorted(logged, reverse=True)
+    finally:
+        LR_POLICIES.pop("linear", None)

@@ -240,3 +240,22 @@ def test_arch_batched_scoring_gives_the_per_arch_scores(tmp_path, tiny_data):
     with pytest.raises(ValueError, match="arch_batch > 1 needs bn mode 'batch'"):
         Scorer(tr.model, evald, ScoreProtocol(bn_mode="recal", recal_batches=1, eval_batch_size=16),
                train_data=tiny_data[0], progress="none", arch_batch=4)
+
+
+def test_static_step_refuses_an_optimizer_whose_update_it_does_not_compute(tmp_path, tiny_data):
+    from nshot.train.ms_sgd import GroupedMomentum
+    from nshot.train.optim import OPTIMIZERS, OptimizerEntry
+
+    class Adam(GroupedMomentum, torch.optim.Adam):
+        pass
+
+    OPTIMIZERS.register("test_adam")(OptimizerEntry(lambda ps, c, k: Adam(ps, lr=c.lr)))
+    try:
+        with pytest.raises(ConfigError, match="train.optimizer=test_adam is not an SGD-type optimizer"):
+            Trainer.create(load_config(None, tiny_overrides("train.executor=static", "train.optimizer=test_adam")),
+                           tmp_path / "s", data=tiny_data)
+        auto = Trainer.create(load_config(None, tiny_overrides("train.optimizer=test_adam")), tmp_path / "a",
+                              data=tiny_data)
+        assert auto.executor == "eager" and isinstance(auto.optimizer, torch.optim.Adam)
+    finally:
+        OPTIMIZERS.pop("test_adam", None)

@@ -105,12 +105,14 @@ def read_batch(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray
 
 
 def missing_message(spec: CifarSpec, root: Path, missing: list[str]) -> str:
+    """The error text for a dataset whose files ``missing`` are not under ``root``: the layout and how to get it."""
     return (f"{spec.name} not found in {root / spec.folder} (missing: {', '.join(missing)}; expected layout "
             f"{spec.layout}, ROOT = data.root); add data.download=true to fetch it, or extract {spec.archive} into "
             f"data.root={root}")
 
 
 def missing_files(spec: CifarSpec, root: Path) -> list[str]:
+    """The dataset's train and test files not present under ``root``."""
     folder = root / spec.folder
     return [f for f in spec.train_files + spec.test_files if not (folder / f).is_file()]
 

@@ -19,6 +19,7 @@ CHUNK = 1 << 20
 
 
 def file_md5(path: Path) -> str:
+    """The MD5 hex digest of the file at ``path`` (read in chunks)."""
     h = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):

@@ -60,6 +60,8 @@ class FactorizedReduce(nn.Module):
 
 
 class ReLUConvBN(nn.Sequential):
+    """ReLU, 1x1 convolution, BN: the DARTS cell's preprocessing of its two inputs."""
+
     def __init__(self, c_in: int, c_out: int, bn: BNConfig):
         super().__init__(nn.ReLU(inplace=False), nn.Conv2d(c_in, c_out, 1, bias=False), bn.make(c_out))
 
@@ -166,6 +168,7 @@ class DartsSupernet(nn.Module):
         self.classifier = nn.Linear(c_p, num_classes)
         self.feature_dim = c_p
         self.alpha_shape = (num_decisions, len(space.OPS))
+        self.space = space.DartsSpace()   # what the network runs (scoring's dedup asks it)
 
     def features(self, x: torch.Tensor, arch: str) -> torch.Tensor:
         g = space.parse_genotype(arch)

@@ -125,6 +125,7 @@ def make_nb201_op(name: str, channels: int, bn: BNConfig) -> nn.Module:
 
 
 def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """Every BatchNorm module of ``model``, in module order."""
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 

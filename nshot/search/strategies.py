@@ -378,4 +378,5 @@ def get_strategy(name: str) -> Callable[..., SearchResult]:
 
 
 def available() -> list[str]:
+    """The registered search strategy names, sorted."""
     return sorted(STRATEGIES)

@@ -246,6 +246,7 @@ def get(name: str, **kwargs) -> SearchSpace:
 
 
 def available() -> list[str]:
+    """The registered space names, sorted (``space.name``'s choices)."""
     return sorted(_REGISTRY)
 
 

@@ -37,7 +37,7 @@ from ..run.rundir import RunDir
 from . import rng
 from .checkpoint import atomic_write_bytes, load_checkpoint_from, save_checkpoint
 from .env import environment, resolve_device
-from .lr import CosineLR
+from .lr import build_lr_policy
 from .metrics import MetricsLog
 from .trainer import RunDirError, build_model, load_data
 
@@ -181,7 +181,7 @@ class DifferentiableSearch:
                                      weight_decay=o.weight_decay)
         self.a_opt = torch.optim.Adam([self.alpha], lr=cfg.arch.lr, betas=(cfg.arch.beta1, cfg.arch.beta2),
                                       weight_decay=cfg.arch.weight_decay)
-        self.lr_policy = CosineLR(o.lr, o.lr_min)
+        self.lr_policy = build_lr_policy(cfg)   # train.lr_policy (cosine by default; CaLR refused by the config)
         bs = cfg.train.batch_size
         self.steps_per_epoch = num_batches(len(self.train_data), bs, cfg.train.drop_last)
         if self.steps_per_epoch < 1 or len(self.valid_data) < 1:

@@ -157,5 +157,6 @@ def check_same(values: Sequence[str], info: DistInfo) -> None:
 
 
 def barrier(info: DistInfo) -> None:
+    """Wait for every rank (a no-op in one process)."""
     if info.enabled:
         dist.barrier()

@@ -24,20 +24,25 @@ class SGD(GroupedMomentum, torch.optim.SGD):
 @dataclass(frozen=True)
 class OptimizerEntry:
     """A registered optimizer: ``build(params, optim_config, num_groups)``; ``grouped``: it keeps one momentum
-    buffer set per group of a momentum grouping (momentum separation)."""
+    buffer set per group of a momentum grouping (momentum separation); ``static``: its update is SGD with
+    momentum, dampening, Nesterov and weight decay read from its param groups -- the update the static executor
+    (:mod:`nshot.train.static`) computes itself, so only such an optimizer may run there."""
     build: Callable[[list[torch.nn.Parameter], OptimConfig, int], torch.optim.Optimizer]
     grouped: bool = False
+    static: bool = False
 
 
 OPTIMIZERS = Registry("optimizer")   # name -> OptimizerEntry; the config's train.optimizer choices
 OPTIMIZERS.register("sgd")(OptimizerEntry(
-    lambda ps, c, k: SGD(ps, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay)))
+    lambda ps, c, k: SGD(ps, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay),
+    static=True))
 OPTIMIZERS.register("ms_sgd")(OptimizerEntry(
     lambda ps, c, k: MomentumSeparatedSGD(ps, lr=c.lr, num_groups=k, momentum=c.momentum, nesterov=c.nesterov,
-                                          weight_decay=c.weight_decay), grouped=True))
+                                          weight_decay=c.weight_decay), grouped=True, static=True))
 
 
 def optimizer_entry(name: str) -> OptimizerEntry:
+    """The :class:`OptimizerEntry` registered as ``name`` (an unknown name raises, listing the registered)."""
     return OPTIMIZERS.get(name)
 
 

@@ -30,6 +30,7 @@ def mask_size(mask: Mask) -> int:
 
 
 def mask_contains(mask: Mask, choice: Sequence[int]) -> bool:
+    """Whether the choice vector ``choice`` lies in the sub-space ``mask`` (every decision's choice allowed)."""
     return all(c in m for c, m in zip(choice, mask))
 
 

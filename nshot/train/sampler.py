@@ -23,12 +23,14 @@ class Sampler:
     name = ""
 
     def paths(self, rng: np.random.Generator, forced: Optional[dict[int, int]] = None) -> list[str]:
+        """The architectures one step trains, drawn with ``rng``; ``forced``: decision -> choice fixed on every path."""
         raise NotImplementedError
 
     def check_grouping(self, grouping: Any) -> None:
         """Raise ValueError if this sampler cannot step its paths with ``grouping`` (None: no grouping)."""
 
     def draw(self, rng: np.random.Generator, grouping: Any = None) -> tuple[list[str], Optional[int]]:
+        """(the step's paths, its momentum group under ``grouping``: the first path's; None without a grouping)."""
         archs = self.paths(rng)
         return archs, (grouping(archs[0]) if grouping is not None else None)
 

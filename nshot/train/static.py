@@ -32,7 +32,7 @@ so this executor knows no method either: it reads paths, lr, loss scales and the
 and the optimizer's momentum groups through its :class:`~nshot.train.ms_sgd.GroupedMomentum` interface.
 
 Not supported (``train.executor: auto`` then uses the eager step): objectives without a static loss (only
-``supervised`` has one: ``static_loss = True``),
+``supervised`` has one: ``static_loss = True``), optimizers whose update is not SGD's (``OptimizerEntry.static``),
 supernets without a weighted forward, BN with running statistics, ``torchrun`` and ``micro_batches > 1``.
 
 Pi-NAS's pair is not batched (issue 19 item 2, open). Its two *student* forwards could run as one weighted
@@ -51,6 +51,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
+from .optim import optimizer_entry
 from .plan import StepPlan, apply_plan
 
 __all__ = ["StaticStep", "StepPlan", "resolve_executor", "static_unsupported"]
@@ -66,6 +67,9 @@ def static_unsupported(trainer: Any) -> Optional[str]:
     if cfg.model.bn_track_running_stats:
         return ("model.bn_track_running_stats=true: BN running statistics of ops off the path would change "
                 "in a static step")
+    if not optimizer_entry(cfg.train.optimizer).static:
+        return (f"train.optimizer={cfg.train.optimizer} is not an SGD-type optimizer (its OptimizerEntry has "
+                "static=False): the static step computes only SGD's update")
     if trainer.dist.enabled:
         return "torchrun (several processes) is not supported by the static step"
     if cfg.train.micro_batches != 1:

@@ -10,6 +10,7 @@ import torch
 
 from .. import spaces
 from ..config import Config
+from ..run.io import atomic_write_bytes
 from ..run.rundir import RunDir
 from .env import environment, resolve_device
 from .metrics import MetricsLog
@@ -79,5 +80,5 @@ def train_arch(arch: str, cfg: Config, sa: StandaloneConfig, run_dir: Union[str,
                            "split_file": cfg.data.split_file},
               "source_run": str(source_run) if source_run else None, "seconds": time.time() - t0,
               "env": environment(device)}
-    files.result.write_text(json.dumps(result, indent=1))
+    atomic_write_bytes(files.result, json.dumps(result, indent=1).encode())
     return result

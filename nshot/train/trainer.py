@@ -218,6 +218,8 @@ class Trainer:
                 "path_seen": 0, "cos_sum": 0.0, "cos_n": 0, "q_loss": [0.0] * 5, "q_n": [0] * 5, "skipped": 0}
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything a checkpoint holds: format, config, step, model, optimizer, epoch accumulators, sub-space and
+        objective state."""
         if self.static is not None and self.static.stepped:
             self.static.export_state()   # the static step's momentum buffers, in torch's optimizer format
         return {"format": SUPERNET_FORMAT, "kind": "supernet", "space": self.cfg.space.name,
@@ -226,6 +228,7 @@ class Trainer:
                 **self.subspace.state(), "objective": self.objective.state_dict()}
 
     def load_state(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (a checkpoint of this run's space) into this trainer."""
         if state.get("space") != self.cfg.space.name:
             raise RunDirError(f"checkpoint is for space {state.get('space')!r}, config says {self.cfg.space.name!r}")
         self.model.load_state_dict(state["model"])
