@@ -7,10 +7,14 @@ settings, changed by each ``--recipes`` entry (``RECIPES``), at each of ``--epoc
 reports how well the truth repeats: Kendall's tau between the training seeds' accuracies (the ceiling a
 supernet's tau against one such truth can reach) and a cell's spread over seeds beside the spread between
 cells. With ``--quickstart RUN`` (one pick seed) it also ranks that run's supernet scores against each seed's
-truth. Resumable: finished trainings are kept in ``--out`` (JSON).
+truth. With ``--pool TABLE`` it trains instead every cell of the quickstart's candidate pool
+(``benchmarks.quickstart_cells.stratified_cells``), the measurement that ``quickstart_cells --digits`` bands.
+Resumable: finished trainings are kept in ``--out`` (JSON).
 
     python -m benchmarks.quickstart_truth --recipes running calibrated calibrated+drop-last \\
         --pick-seeds 0 1 --seeds 0 1000 2000 --out /tmp/qs-recipes.json
+    python -m benchmarks.quickstart_truth --pool ../shared/data/nb201/nb201_200ep.csv --seeds 7 1007 2007 \
+        --out pool.json
 """
 from __future__ import annotations
 
@@ -109,16 +113,24 @@ def main(argv=None) -> None:
     p.add_argument("--archs", type=int, default=10, help="cells compared (as `nshot quickstart --archs`)")
     p.add_argument("--pick-seeds", type=int, nargs="+", default=[0],
                    help="the quickstart seeds whose cells are trained")
+    p.add_argument("--pool", metavar="TABLE", help="train the candidate pool of benchmarks.quickstart_cells "
+                   "(NB201's nb201_200ep.csv) instead of the cells of --pick-seeds")
     p.add_argument("--quickstart", help="a finished quickstart run dir of the (one) --pick-seeds: rank its scores")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, help="JSON of the trainings (resumable)")
     a = p.parse_args(argv)
     if len(a.seeds) < 2:
         p.error("--seeds needs at least two seeds to compare")
+    if a.pool and a.quickstart:
+        p.error("--pool trains the candidate pool; --quickstart ranks one quickstart's cells: give one of them")
     if a.quickstart and len(a.pick_seeds) != 1:
         p.error("--quickstart ranks one run: give one --pick-seeds")
     torch.set_num_threads(a.threads)
-    groups = [[arch for _, arch in pick_architectures(a.archs, s)] for s in a.pick_seeds]
+    if a.pool:
+        from benchmarks.quickstart_cells import stratified_cells
+        groups = [[arch for _, arch in stratified_cells(a.pool)]]
+    else:
+        groups = [[arch for _, arch in pick_architectures(a.archs, s)] for s in a.pick_seeds]
     archs = list(dict.fromkeys(x for g in groups for x in g))
     res = train_all(Path(a.out), a.recipes, archs, a.epochs, a.seeds)
     print("\n".join(summarize(res, a.recipes, a.epochs, a.seeds, groups)))

@@ -142,13 +142,13 @@ def _parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quickstart", help="offline demo: small supernet on digits, ranked against stand-alone training",
                        description="Offline demo in about 2 CPU minutes: trains a small NB201 supernet on "
-                                   "scikit-learn's digits and, meanwhile, architectures from every NB201 quality "
-                                   "band stand-alone (--truth-seeds trainings each, default 3, averaged) as ground "
+                                   "scikit-learn's digits and, meanwhile, architectures from every quality band "
+                                   "(of a pool of NB201 cells, banded by their digits accuracy) stand-alone (--truth-seeds trainings each, default 3, averaged) as ground "
                                    "truth; prints Kendall tau with its 95 % bootstrap "
                                    "interval and writes RUN/report.html.")
     q.add_argument("--run-dir", help="where to write (default runs/quickstart-<time>)")
     q.add_argument("--archs", type=_at_least(3), default=10,
-                   help="architectures trained stand-alone, spread over NB201 quality bands (3-40, default 10)")
+                   help="architectures trained stand-alone, spread over the quality bands (3-32, default 10)")
     q.add_argument("--epochs", type=_positive_int, default=120, help="supernet epochs (default 120)")
     q.add_argument("--standalone-epochs", type=_positive_int, default=30,
                    help="epochs per stand-alone network (default 30)")

@@ -5,9 +5,10 @@ trains architectures stand-alone on the same split as a small ground truth; then
 with the supernet's shared weights, reports Kendall's tau with its bootstrap interval, and writes the run's
 ``report.html`` (the scatter of supernet score vs stand-alone accuracy, and the tau).
 
-Protocol (issue 18, chosen before any seed was measured): the compared cells are stratified by quality, one
-per 5-point band of NB201's CIFAR-10 accuracy from 45-50 % (clearly weak: pooling and skips only) to 90-95 %,
-so that the comparison has real differences to find; the supernet trains 120 epochs (sampled-path accuracy
+Protocol (issue 18): the compared cells are stratified by quality, one per band of ``QUICKSTART_CELLS``: ten
+bands of a pool of NB201 cells by their measured quality on digits itself (the pool spans NB201's CIFAR-10
+accuracy from 45 % to 95 %, but that order predicts the digits quality only weakly), so that the comparison has
+real differences to find; the supernet trains 120 epochs (sampled-path accuracy
 still climbs at 60), each stand-alone network 30 epochs. The ground truth of a cell is the mean of
 ``truth_seeds`` (default 3) stand-alone trainings with seeds ``seed + 1000 k``, each evaluated with BN
 statistics calibrated on the clean training images (``STANDALONE``): without the calibration the truth did not
@@ -43,59 +44,53 @@ MIN_ARCHS = 3
 NEXT_COMMAND = ("nshot train configs/nb201/spos.yaml data.split_file=PATH/cifar10_valid_split.json "
                 "--run-dir runs/spos-s0")
 
-# NB201 cells by band of their 200-epoch CIFAR-10 test accuracy (%), written by benchmarks/quickstart_cells.py
-# from the NB201 table (four connected cells per band, seed 0). Only names and bands: no benchmark numbers.
+# NB201 cells in ten bands of their quality on digits (1/10 the weakest), written by benchmarks/quickstart_cells.py:
+# a pool of four connected cells per 5-point band of NB201's CIFAR-10 accuracy (45-50 % to 90-95 %, seed 0), one
+# cell kept per function, banded by the mean of three stand-alone digits trainings with this module's recipe
+# (training seeds 7, 1007, 2007). Only names and bands: no benchmark numbers.
 QUICKSTART_CELLS: dict[str, tuple[str, ...]] = {
-    "45-50": (
-        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|skip_connect~0|avg_pool_3x3~1|avg_pool_3x3~2|",
-        "|skip_connect~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|skip_connect~1|avg_pool_3x3~2|",
-        "|avg_pool_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|skip_connect~0|skip_connect~1|avg_pool_3x3~2|",
-        "|avg_pool_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|avg_pool_3x3~0|skip_connect~1|avg_pool_3x3~2|",),
-    "50-55": (
+    "1/10": (
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|none~0|none~1|avg_pool_3x3~2|",
+        "|none~0|+|avg_pool_3x3~0|nor_conv_3x3~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|none~0|none~1|nor_conv_1x1~2|",),
+    "2/10": (
         "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|skip_connect~2|",
-        "|skip_connect~0|+|avg_pool_3x3~0|skip_connect~1|+|avg_pool_3x3~0|avg_pool_3x3~1|skip_connect~2|",
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|avg_pool_3x3~0|skip_connect~1|avg_pool_3x3~2|",
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|",),
+    "3/10": (
         "|avg_pool_3x3~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|avg_pool_3x3~1|skip_connect~2|",
-        "|avg_pool_3x3~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|avg_pool_3x3~1|avg_pool_3x3~2|",),
-    "55-60": (
+        "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|none~1|avg_pool_3x3~2|",
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|avg_pool_3x3~0|avg_pool_3x3~1|skip_connect~2|",),
+    "4/10": (
         "|skip_connect~0|+|avg_pool_3x3~0|skip_connect~1|+|none~0|avg_pool_3x3~1|avg_pool_3x3~2|",
         "|skip_connect~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|",
-        "|skip_connect~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|none~0|avg_pool_3x3~1|skip_connect~2|",
-        "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|",),
-    "60-65": (
-        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|none~0|none~1|avg_pool_3x3~2|",
-        "|skip_connect~0|+|skip_connect~0|avg_pool_3x3~1|+|avg_pool_3x3~0|none~1|skip_connect~2|",
-        "|skip_connect~0|+|none~0|avg_pool_3x3~1|+|avg_pool_3x3~0|skip_connect~1|skip_connect~2|",
-        "|avg_pool_3x3~0|+|skip_connect~0|skip_connect~1|+|avg_pool_3x3~0|none~1|skip_connect~2|",),
-    "65-70": (
-        "|none~0|+|avg_pool_3x3~0|nor_conv_3x3~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|",
-        "|avg_pool_3x3~0|+|none~0|none~1|+|none~0|avg_pool_3x3~1|avg_pool_3x3~2|",
-        "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|none~1|avg_pool_3x3~2|",
-        "|none~0|+|avg_pool_3x3~0|skip_connect~1|+|avg_pool_3x3~0|none~1|avg_pool_3x3~2|",),
-    "70-75": (
+        "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|nor_conv_1x1~2|",),
+    "5/10": (
         "|avg_pool_3x3~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|avg_pool_3x3~0|skip_connect~1|none~2|",
-        "|none~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|",
-        "|avg_pool_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|avg_pool_3x3~2|",
-        "|avg_pool_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|avg_pool_3x3~0|avg_pool_3x3~1|skip_connect~2|",),
-    "75-80": (
-        "|none~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|",
-        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|none~0|none~1|nor_conv_1x1~2|",
-        "|avg_pool_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|avg_pool_3x3~0|none~1|none~2|",
-        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|",),
-    "80-85": (
         "|none~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|skip_connect~1|nor_conv_3x3~2|",
-        "|none~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
-        "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|nor_conv_1x1~2|",
         "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|nor_conv_1x1~1|none~2|",),
-    "85-90": (
-        "|none~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|nor_conv_3x3~1|avg_pool_3x3~2|",
-        "|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|avg_pool_3x3~1|nor_conv_3x3~2|",
-        "|skip_connect~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+    "6/10": (
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|avg_pool_3x3~0|none~1|none~2|",
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|skip_connect~0|avg_pool_3x3~1|avg_pool_3x3~2|",
+        "|skip_connect~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|skip_connect~1|avg_pool_3x3~2|",),
+    "7/10": (
+        "|skip_connect~0|+|skip_connect~0|avg_pool_3x3~1|+|avg_pool_3x3~0|none~1|skip_connect~2|",
+        "|avg_pool_3x3~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|avg_pool_3x3~1|avg_pool_3x3~2|",
         "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_1x1~1|none~2|",),
-    "90-95": (
-        "|nor_conv_1x1~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_connect~1|none~2|",
-        "|skip_connect~0|+|none~0|nor_conv_3x3~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_1x1~2|",
+    "8/10": (
+        "|skip_connect~0|+|avg_pool_3x3~0|skip_connect~1|+|avg_pool_3x3~0|avg_pool_3x3~1|skip_connect~2|",
+        "|avg_pool_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|avg_pool_3x3~2|",
+        "|none~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",),
+    "9/10": (
+        "|avg_pool_3x3~0|+|skip_connect~0|skip_connect~1|+|nor_conv_1x1~0|nor_conv_3x3~1|none~2|",
         "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",
-        "|avg_pool_3x3~0|+|skip_connect~0|skip_connect~1|+|nor_conv_1x1~0|nor_conv_3x3~1|none~2|",),
+        "|skip_connect~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+        "|nor_conv_1x1~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_connect~1|none~2|",),
+    "10/10": (
+        "|none~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+        "|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|avg_pool_3x3~1|nor_conv_3x3~2|",
+        "|none~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|nor_conv_3x3~1|avg_pool_3x3~2|",
+        "|skip_connect~0|+|none~0|nor_conv_3x3~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_1x1~2|",),
 }
 
 def pick_architectures(n: int, seed: int) -> list[tuple[str, str]]:
@@ -183,7 +178,7 @@ def run_quickstart(run_dir: Optional[str] = None, num_archs: int = 10, supernet_
         if trainer.interrupted:
             raise KeyboardInterrupt
         print(f"[2/3] {len(archs)} architectures stand-alone ({standalone_epochs} epochs, mean of {truth_seeds} "
-              f"training{'s' if truth_seeds > 1 else ''} each) as ground truth, spread over NB201 quality bands")
+              f"training{'s' if truth_seeds > 1 else ''} each) as ground truth, one per digits quality band")
         truth, runs = [], []
         for i, (band, arch) in enumerate(picked):
             accs = [futures[j].result() if pool is not None
@@ -192,7 +187,7 @@ def run_quickstart(run_dir: Optional[str] = None, num_archs: int = 10, supernet_
             truth.append(float(np.mean(accs)))
             runs.append(accs)
             spread = f" ({min(accs):.1f}-{max(accs):.1f})" if truth_seeds > 1 else ""
-            print(f"  {i + 1:2d}/{len(archs)} {truth[-1]:6.2f}%{spread}  (NB201 band {band} %)  {arch}", flush=True)
+            print(f"  {i + 1:2d}/{len(archs)} {truth[-1]:6.2f}%{spread}  (digits band {band})  {arch}", flush=True)
     finally:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -206,7 +201,7 @@ def run_quickstart(run_dir: Optional[str] = None, num_archs: int = 10, supernet_
                           "(quickstart)", "metric": f"digits held-out accuracy after {standalone_epochs} epochs, "
                           f"mean of {truth_seeds} training{'s' if truth_seeds > 1 else ''}",
                           "dataset": "digits", "scored_on": "eval half", "n": len(archs),
-                          "subset": "one cell per NB201 quality band", "checkpoint_step": trainer.step,
+                          "subset": "one cell per digits quality band", "checkpoint_step": trainer.step,
                           "total_steps": trainer.total_steps, "seed": seed, "bn_mode": "batch",
                           "complexity": "params of the run's stand-alone network"}
     _write_rank(run_dir, report, archs, scores, truth, params, atomic_write_bytes)
@@ -245,10 +240,10 @@ def _fmt(x: Optional[float]) -> str:
 
 def format_summary(summary: dict, report_path: Path) -> str:
     """The closing table: each architecture's two accuracies and band, tau with its interval, the next step."""
-    lines = ["", f"{'supernet':>9} {'stand-alone':>11}  {'NB201 band':>10}  architecture"]
+    lines = ["", f"{'supernet':>9} {'stand-alone':>11}  {'band':>5}  architecture"]
     rows = sorted(zip(summary["supernet_acc"], summary["standalone_acc"], summary["bands"], summary["archs"]),
                   key=lambda r: -r[0])
-    lines += [f"{s:8.2f}% {g:10.2f}%  {b + ' %':>10}  {a}" for s, g, b, a in rows]
+    lines += [f"{s:8.2f}% {g:10.2f}%  {b:>5}  {a}" for s, g, b, a in rows]
     lo, hi = summary["kendall_tau_ci95"]
     lines += ["", f"Kendall tau, supernet vs stand-alone: {_fmt(summary['kendall_tau'])} "
               f"(95 % bootstrap interval {_fmt(lo)} .. {_fmt(hi)}; Spearman {_fmt(summary['spearman_rho'])}) over "

@@ -100,7 +100,7 @@ def test_quickstart_smoke(tmp_path, capsys):
     assert len(s["supernet_acc"]) == len(s["standalone_acc"]) == 3 and -1 <= s["kendall_tau"] <= 1
     assert [len(r) for r in s["standalone_runs"]] == [2, 2, 2] and s["truth_seeds"] == 2
     assert all(abs(t - sum(r) / 2) < 1e-9 for t, r in zip(s["standalone_acc"], s["standalone_runs"]))
-    assert s["bands"] == ["45-50", "65-70", "90-95"]              # the weakest and the strongest band included
+    assert s["bands"] == ["1/10", "5/10", "10/10"]               # the weakest and the strongest band included
     for name in ("quickstart.json", "rank.json", "rank.csv", "report.html"):
         assert (tmp_path / "qs" / name).is_file()
     html = (tmp_path / "qs" / "report.html").read_text()

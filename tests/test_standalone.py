@@ -144,6 +144,39 @@ def test_quickstart_truth_agreement_formulas():
     assert g["std_between_cells"] == pytest.approx(sum(between) / 2)
 
 
+def test_quickstart_digits_bands_keep_one_cell_per_function_sorted_in_near_equal_bands():
+    """benchmarks.quickstart_cells.digits_bands: the first cell of each function class survives, bands follow
+    the accuracy, sizes differ by at most one with the larger bands at the strong end."""
+    from benchmarks.quickstart_cells import digits_bands
+
+    cells = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+             "|none~0|+|avg_pool_3x3~0|nor_conv_3x3~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+             "|avg_pool_3x3~0|+|none~0|none~1|+|none~0|avg_pool_3x3~1|avg_pool_3x3~2|",     # = the one above
+             "|skip_connect~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|",
+             "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|none~0|none~1|avg_pool_3x3~2|",
+             "|nor_conv_1x1~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|nor_conv_1x1~0|nor_conv_1x1~1|nor_conv_1x1~2|",
+             "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"]
+    acc = dict(zip(cells, [99.0, 94.0, 90.0, 97.0, 93.0, 98.0, 96.0]))
+    got = digits_bands(cells, acc, bands=4)
+    assert cells[2] not in [a for _, a in got]            # same function as cells[1], which comes first
+    assert [a for _, a in got] == [cells[i] for i in (4, 1, 6, 3, 5, 0)]
+    assert [b for b, _ in got] == ["1/4", "2/4", "3/4", "3/4", "4/4", "4/4"]
+    with pytest.raises(ValueError, match="cannot fill 7 bands"):
+        digits_bands(cells, acc, bands=7)
+
+
+def test_quickstart_pool_holds_distinct_connected_cells_in_ten_bands():
+    from nshot import spaces
+    from nshot.quickstart import QUICKSTART_CELLS, pick_architectures
+
+    sp = spaces.get("nb201")
+    cells = [a for v in QUICKSTART_CELLS.values() for a in v]
+    assert list(QUICKSTART_CELLS) == [f"{i}/10" for i in range(1, 11)]
+    assert all(sp.is_connected(sp.parse(a)) for a in cells)
+    assert len({sp.canonical(sp.parse(a)) for a in cells}) == len(cells)
+    assert [b for b, _ in pick_architectures(10, 3)] == list(QUICKSTART_CELLS)   # one per band, weakest first
+
+
 def test_train_arch_refuses_drop_last_without_a_whole_batch_before_writing(tmp_path, capsys):
     from nshot.cli import main
 
