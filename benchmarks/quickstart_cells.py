@@ -20,7 +20,7 @@ offline.
     python -m benchmarks.quickstart_truth --pool ../shared/data/nb201/nb201_200ep.csv \\
         --seeds 7 1007 2007 --out pool.json
     python -m benchmarks.quickstart_cells ../shared/data/nb201/nb201_200ep.csv --digits pool.json \\
-        --seeds 7 1007 2007 [--out cells.py]                                           # stage 2
+        --seeds 7 1007 2007 [--epochs 30] [--out cells.py]                             # stage 2
 """
 from __future__ import annotations
 
@@ -99,12 +99,13 @@ def main(argv=None) -> str:
     p.add_argument("table", help="nb201_200ep.csv")
     p.add_argument("--digits", help="stage 2: the pool's digits trainings (benchmarks.quickstart_truth --pool --out)")
     p.add_argument("--seeds", type=int, nargs="+", default=[7, 1007, 2007], help="training seeds to average (stage 2)")
+    p.add_argument("--epochs", type=int, default=30, help="stand-alone epochs of the pool's trainings (stage 2)")
     p.add_argument("--out", help="write the code here instead of printing it")
     args = p.parse_args(argv)
     cells = stratified_cells(args.table)
     if args.digits:
         archs = [a for _, a in cells]
-        cells = digits_bands(archs, pool_accuracy(json.loads(Path(args.digits).read_text()), archs, args.seeds))
+        cells = digits_bands(archs, pool_accuracy(json.loads(Path(args.digits).read_text()), archs, args.seeds, args.epochs))
     code = render(cells)
     if args.out:
         Path(args.out).write_text(code)

@@ -13,7 +13,7 @@ Resumable: finished trainings are kept in ``--out`` (JSON).
 
     python -m benchmarks.quickstart_truth --recipes running calibrated calibrated+drop-last \\
         --pick-seeds 0 1 --seeds 0 1000 2000 --out /tmp/qs-recipes.json
-    python -m benchmarks.quickstart_truth --pool ../shared/data/nb201/nb201_200ep.csv --seeds 7 1007 2007 \
+    python -m benchmarks.quickstart_truth --pool ../shared/data/nb201/nb201_200ep.csv --seeds 7 1007 2007 \\
         --out pool.json
 """
 from __future__ import annotations
@@ -121,8 +121,9 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if len(a.seeds) < 2:
         p.error("--seeds needs at least two seeds to compare")
-    if a.pool and a.quickstart:
-        p.error("--pool trains the candidate pool; --quickstart ranks one quickstart's cells: give one of them")
+    if a.pool and (a.quickstart or a.pick_seeds != [0] or a.archs != 10):
+        p.error("--pool trains the whole candidate pool: --quickstart, --pick-seeds and --archs choose a "
+                "quickstart's cells instead; give one or the other")
     if a.quickstart and len(a.pick_seeds) != 1:
         p.error("--quickstart ranks one run: give one --pick-seeds")
     torch.set_num_threads(a.threads)

@@ -95,7 +95,8 @@ QUICKSTART_CELLS: dict[str, tuple[str, ...]] = {
 
 def pick_architectures(n: int, seed: int) -> list[tuple[str, str]]:
     """``n`` distinct ``(band, arch)`` pairs spread over the quality bands (every band once before any twice;
-    bands evenly spaced, the weakest and the strongest always included); ``seed`` picks the cell in a band."""
+    bands evenly spaced, the weakest and the strongest always included; a band with no cell left drops out of
+    later rounds); ``seed`` picks the cell in a band."""
     bands = list(QUICKSTART_CELLS)
     pool = sum(len(v) for v in QUICKSTART_CELLS.values())
     if not MIN_ARCHS <= n <= pool:
@@ -103,12 +104,12 @@ def pick_architectures(n: int, seed: int) -> list[tuple[str, str]]:
     rs = np.random.default_rng(seed)
     order = {b: list(rs.permutation(len(QUICKSTART_CELLS[b]))) for b in bands}
     picked: list[tuple[str, str]] = []
-    while len(picked) < n:
-        k = min(n - len(picked), len(bands))
-        for i in np.unique(np.round(np.linspace(0, len(bands) - 1, k)).astype(int)):
-            b = bands[int(i)]
-            if order[b] and len(picked) < n:
-                picked.append((b, QUICKSTART_CELLS[b][int(order[b].pop(0))]))
+    while len(picked) < n:   # one round: evenly spaced bands among those with cells left
+        left = [b for b in bands if order[b]]
+        k = min(n - len(picked), len(left))
+        for i in np.unique(np.round(np.linspace(0, len(left) - 1, k)).astype(int)):
+            b = left[int(i)]
+            picked.append((b, QUICKSTART_CELLS[b][int(order[b].pop(0))]))
     return picked
 
 

@@ -175,6 +175,12 @@ def test_quickstart_pool_holds_distinct_connected_cells_in_ten_bands():
     assert all(sp.is_connected(sp.parse(a)) for a in cells)
     assert len({sp.canonical(sp.parse(a)) for a in cells}) == len(cells)
     assert [b for b, _ in pick_architectures(10, 3)] == list(QUICKSTART_CELLS)   # one per band, weakest first
+    for n in range(3, len(cells) + 1):                 # every advertised --archs: n distinct cells, bands even
+        got = pick_architectures(n, n)
+        counts = [sum(b == band for b, _ in got) for band in QUICKSTART_CELLS]
+        assert len({a for _, a in got}) == n
+        assert max(counts) - min(counts) <= 1 if n >= len(QUICKSTART_CELLS) else max(counts) == 1
+        assert all(a in QUICKSTART_CELLS[b] for b, a in got)
 
 
 def test_train_arch_refuses_drop_last_without_a_whole_batch_before_writing(tmp_path, capsys):
