@@ -103,3 +103,45 @@ def test_summary_reads_few_shot_and_probe_runs(tmp_path, capsys):
     assert pin["tau_327"] == 0.2 and pin["tau_sample"] == pytest.approx(0.1) and pin["ties_327"] == 2
     assert got["points"]["gmnas-paper-e60-s0"] is None
     assert "| pinas-e30-s0 | 60 | 0.200 |" in capsys.readouterr().out
+
+
+def test_leaf_calibration_splits_a_few_shot_ranking_into_within_and_between_leaves(tmp_path):
+    """benchmarks.leaf_calibration: cells routed to their leaf, within-leaf taus, their cell-weighted mean and
+    the tau of the leaves' levels, exactly; a run that is not few-shot is refused."""
+    import json
+
+    from scipy.stats import kendalltau
+
+    from benchmarks.leaf_calibration import leaf_calibration
+    from nshot import spaces
+    from nshot.run.rundir import RunDir
+    from nshot.train.partition import PartitionTree
+
+    sp = spaces.get("nb201")
+    tree = PartitionTree(sp)
+    tree.split(0, 0, [[0, 1], [2, 3, 4]])                          # leaves 1 (edge 0 in none/skip) and 2
+    run = tmp_path / "fs"
+    rd = RunDir(run)
+    run.mkdir()
+    rd.fewshot.write_text(json.dumps({"tree": tree.to_dict()}))
+    cells = {"|none~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|nor_conv_3x3~2|": (50.0, 80.0),
+             "|skip_connect~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|nor_conv_3x3~2|": (52.0, 79.0),
+             "|skip_connect~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|": (54.0, 85.0),
+             "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|": (40.0, 90.0),
+             "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|": (42.0, 88.0),
+             "|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|": (41.0, 70.0)}
+    rd.rank("csv", "t").write_text("arch,score,truth\n" + "".join(f"{a},{s},{t}\n" for a, (s, t) in cells.items()))
+    rd.node(2).path.mkdir(parents=True)
+    rd.node(2).metrics.write_text('{"step": 1, "loss": 2.0}\n{"epoch": 1, "acc": 40.5, "loss": 1.5}\n')
+    got = leaf_calibration(run, "t")
+    s, t = zip(*cells.values())
+    assert got["cells"] == 6 and got["tau"] == pytest.approx(kendalltau(s, t)[0])
+    one, two = got["leaves"]
+    assert (one["leaf"], one["cells"], two["leaf"], two["cells"]) == (1, 3, 2, 3)
+    assert one["tau"] == pytest.approx(kendalltau(s[:3], t[:3])[0]) and two["tau"] == pytest.approx(-1 / 3)
+    assert got["within_leaf_tau"] == pytest.approx((3 * one["tau"] + 3 * two["tau"]) / 6)
+    assert (one["mean_score"], two["mean_score"]) == (52.0, 41.0) and two["mean_truth"] == pytest.approx(248 / 3)
+    assert got["leaf_level_tau"] == pytest.approx(-1.0)            # the better leaf scores lower
+    assert one["train_acc"] is None and two["train_acc"] == 40.5
+    with pytest.raises(SystemExit, match="not a few-shot run"):
+        leaf_calibration(tmp_path, "t")
