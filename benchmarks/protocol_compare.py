@@ -19,7 +19,7 @@ the curve's folder. Each row states its path updates (forward/backward passes of
 * GM-NAS, the paper's schedule (``-paper``): splits at round(2 E / 9) and round(4 E / 9) of E epochs (NB201's
   20 / 40 of 90), the last split's children restarted (``fewshot.restart_final``): s1 + 2 (s2 - s1) +
   4 (E - s2) path updates.
-* GM-NAS's schedule without the final restart (``gmnas-norestart-paper``, seed 0): the last split's children
+* GM-NAS's schedule without the final restart (``gmnas-norestart-paper``): the last split's children
   inherit like the others (``fewshot.restart_final=false``); the same path updates. An ablation: how much of
   GM-NAS's ranking the restart costs at this budget.
 * Few-Shot NAS and GM-NAS at equal path updates (``-equal``): Few-Shot NAS as ``benchmarks.fewshot_cifar10``
@@ -116,9 +116,9 @@ def rows(epochs: int, gm_batches: int = 10) -> list[list[Point]]:
                           path_updates=gm_updates(ge, g1, g2)) for s in SEEDS])
     out.append([Point("pinas", e // PINAS_PATHS, s, args=PINAS_ARGS, path_updates=e) for s in SEEDS])
     out.append([Point("pinas", e, 0, args=PINAS_ARGS, path_updates=PINAS_PATHS * e)])
-    out.append([Point("gmnas", e, 0, tag="-norestart-paper",                  # ablation of the final restart
+    out.append([Point("gmnas", e, s, tag="-norestart-paper",                  # ablation of the final restart
                       args=("--extra", _split([s1, s2]), *gm, "fewshot.restart_final=false"),
-                      path_updates=gm_updates(e, s1, s2))])
+                      path_updates=gm_updates(e, s1, s2)) for s in SEEDS])
     return out
 
 
