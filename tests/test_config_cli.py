@@ -125,3 +125,34 @@ def test_every_config_key_is_documented_in_readme():
 
     missing = [k for k in keys(Config) if f"`{k}`" not in readme]
     assert not missing, f"README.md config table lacks {missing}"
+
+
+def test_quickstart_workers_one_per_core(monkeypatch):
+    """The truth trains in one worker per core (capped), none on a single core."""
+    from nshot import quickstart
+    for cores, jobs, want in ((1, 30, 0), (2, 30, 2), (16, 30, quickstart.MAX_WORKERS), (16, 3, 3)):
+        monkeypatch.setattr(quickstart.os, "sched_getaffinity", lambda _pid, c=cores: set(range(c)), raising=False)
+        assert quickstart._workers(jobs) == want
+
+
+@pytest.mark.slow
+def test_quickstart_truth_is_the_same_in_a_worker_and_in_this_process():
+    """A stand-alone truth job gives the same accuracy in a spawned worker as in the calling process, so the
+    number of workers cannot change a quickstart's figures."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    from nshot.config import load_config, to_dict
+    from nshot.quickstart import QUICKSTART_OVERRIDES, _standalone_job, pick_architectures
+    cfg = to_dict(load_config(None, QUICKSTART_OVERRIDES + ["device=cpu"]))
+    arch = pick_architectures(3, 0)[2][1]
+    threads = torch.get_num_threads()
+    try:
+        here = _standalone_job(cfg, arch, 1, 5)
+    finally:
+        torch.set_num_threads(threads)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        there = pool.submit(_standalone_job, cfg, arch, 1, 5).result()
+    assert here == there and 0 < here <= 100
