@@ -110,7 +110,7 @@ def main(argv=None) -> None:
     p.add_argument("--recipes", nargs="+", default=["quickstart"], choices=list(RECIPES))
     p.add_argument("--epochs", type=int, nargs="+", default=[30])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1000, 2000], help="training seeds")
-    p.add_argument("--archs", type=int, default=10, help="cells compared (as `nshot quickstart --archs`)")
+    p.add_argument("--archs", type=int, default=16, help="cells compared (as `nshot quickstart --archs`, default 16)")
     p.add_argument("--pick-seeds", type=int, nargs="+", default=[0],
                    help="the quickstart seeds whose cells are trained")
     p.add_argument("--pool", metavar="TABLE", help="train the candidate pool of benchmarks.quickstart_cells "

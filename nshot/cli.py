@@ -147,8 +147,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "truth; prints Kendall tau with its 95 % bootstrap "
                                    "interval and writes RUN/report.html.")
     q.add_argument("--run-dir", help="where to write (default runs/quickstart-<time>)")
-    q.add_argument("--archs", type=_at_least(3), default=10,
-                   help="architectures trained stand-alone, spread over the quality bands (3-32, default 10)")
+    q.add_argument("--archs", type=_at_least(3), default=16,
+                   help="architectures trained stand-alone, spread over the quality bands (3-32, default 16)")
     q.add_argument("--epochs", type=_positive_int, default=120, help="supernet epochs (default 120)")
     q.add_argument("--standalone-epochs", type=_positive_int, default=30,
                    help="epochs per stand-alone network (default 30)")

@@ -5,8 +5,9 @@ per core), trains architectures stand-alone on the same split as a small ground 
 with the supernet's shared weights, reports Kendall's tau with its bootstrap interval, and writes the run's
 ``report.html`` (the scatter of supernet score vs stand-alone accuracy, and the tau).
 
-Protocol (issue 18): the compared cells are stratified by quality, one per band of ``QUICKSTART_CELLS``: ten
-bands of a pool of NB201 cells by their measured quality on digits itself (the pool spans NB201's CIFAR-10
+Protocol (issue 18): the compared cells are stratified by quality over the ten bands of ``QUICKSTART_CELLS``
+(16 cells by default: every band once, six evenly spaced bands twice; with ten cells one or two swapped pairs
+decided a seed's bootstrap interval), the bands cut from a pool of NB201 cells by their measured quality on digits itself (the pool spans NB201's CIFAR-10
 accuracy from 45 % to 95 %, but that order predicts the digits quality only weakly), so that the comparison has
 real differences to find; the supernet trains 120 epochs (sampled-path accuracy
 still climbs at 60), each stand-alone network 30 epochs. The ground truth of a cell is the mean of
@@ -146,7 +147,7 @@ def _workers(jobs: int) -> int:
 TRUTH_SEED_STRIDE = 1000   # stand-alone training k of a cell uses seed + 1000 k
 
 
-def run_quickstart(run_dir: Optional[str] = None, num_archs: int = 10, supernet_epochs: int = 120,
+def run_quickstart(run_dir: Optional[str] = None, num_archs: int = 16, supernet_epochs: int = 120,
                    standalone_epochs: int = 30, seed: int = 0, progress: str = "auto", truth_seeds: int = 3) -> dict:
     """Run the demo; returns a summary dict (also written to RUN/quickstart.json, RUN/rank.json, rank.csv and
     RUN/report.html). A cell's ground truth is the mean of ``truth_seeds`` stand-alone trainings."""
