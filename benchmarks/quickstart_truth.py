@@ -29,7 +29,7 @@ import torch
 from scipy.stats import kendalltau
 
 from nshot.config import load_config
-from nshot.quickstart import QUICKSTART_OVERRIDES, STANDALONE, pick_architectures
+from nshot.quickstart import DEFAULT_ARCHS, QUICKSTART_OVERRIDES, STANDALONE, pick_architectures
 from nshot.run.build import load_data
 from nshot.run.io import atomic_write_bytes
 from nshot.train.standalone import StandaloneConfig, train_standalone
@@ -110,7 +110,7 @@ def main(argv=None) -> None:
     p.add_argument("--recipes", nargs="+", default=["quickstart"], choices=list(RECIPES))
     p.add_argument("--epochs", type=int, nargs="+", default=[30])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1000, 2000], help="training seeds")
-    p.add_argument("--archs", type=int, default=16, help="cells compared (as `nshot quickstart --archs`, default 16)")
+    p.add_argument("--archs", type=int, help=f"cells compared (as `nshot quickstart --archs`, default {DEFAULT_ARCHS})")
     p.add_argument("--pick-seeds", type=int, nargs="+", default=[0],
                    help="the quickstart seeds whose cells are trained")
     p.add_argument("--pool", metavar="TABLE", help="train the candidate pool of benchmarks.quickstart_cells "
@@ -121,7 +121,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if len(a.seeds) < 2:
         p.error("--seeds needs at least two seeds to compare")
-    if a.pool and (a.quickstart or a.pick_seeds != [0] or a.archs != 10):
+    if a.pool and (a.quickstart or a.pick_seeds != [0] or a.archs is not None):
         p.error("--pool trains the whole candidate pool: --quickstart, --pick-seeds and --archs choose a "
                 "quickstart's cells instead; give one or the other")
     if a.quickstart and len(a.pick_seeds) != 1:
@@ -131,7 +131,7 @@ def main(argv=None) -> None:
         from benchmarks.quickstart_cells import stratified_cells
         groups = [[arch for _, arch in stratified_cells(a.pool)]]
     else:
-        groups = [[arch for _, arch in pick_architectures(a.archs, s)] for s in a.pick_seeds]
+        groups = [[arch for _, arch in pick_architectures(a.archs or DEFAULT_ARCHS, s)] for s in a.pick_seeds]
     archs = list(dict.fromkeys(x for g in groups for x in g))
     res = train_all(Path(a.out), a.recipes, archs, a.epochs, a.seeds)
     print("\n".join(summarize(res, a.recipes, a.epochs, a.seeds, groups)))

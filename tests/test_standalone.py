@@ -191,3 +191,38 @@ def test_train_arch_refuses_drop_last_without_a_whole_batch_before_writing(tmp_p
             "--C", "4", "--N", "1", "--run-dir", str(run)]
     assert main(argv) == 2
     assert "drop_last with batch_size 5000" in capsys.readouterr().err and not run.exists()
+
+
+def test_quickstart_default_cells_extend_the_ten_band_pick():
+    """The default 16 cells are a seed's ten one-per-band cells plus six more (results.md reads the ten-cell
+    protocol off the first ten), and every entry point agrees on the default."""
+    import inspect
+
+    from nshot.cli import _parser
+    from nshot.quickstart import DEFAULT_ARCHS, pick_architectures, run_quickstart
+    for s in range(20):
+        assert pick_architectures(DEFAULT_ARCHS, s)[:10] == pick_architectures(10, s)
+    assert [b for b, _ in pick_architectures(DEFAULT_ARCHS, 0)[10:]] == ["1/10", "3/10", "5/10", "6/10", "8/10",
+                                                                       "10/10"]
+    assert _parser().parse_args(["quickstart"]).archs == DEFAULT_ARCHS
+    assert inspect.signature(run_quickstart).parameters["num_archs"].default == DEFAULT_ARCHS
+
+
+def test_quickstart_truth_pool_runs_with_the_default_archs(tmp_path, monkeypatch):
+    """`quickstart_truth --pool` (its documented command) is accepted with --archs left out, refused with it;
+    without --pool the default cells are the quickstart's."""
+    from benchmarks import quickstart_cells, quickstart_truth
+    from nshot.quickstart import DEFAULT_ARCHS, pick_architectures
+    seen = {}
+    monkeypatch.setattr(quickstart_cells, "stratified_cells", lambda table: [("45-50", "A"), ("50-55", "B")])
+    monkeypatch.setattr(quickstart_truth, "train_all", lambda out, recipes, archs, epochs, seeds:
+                        seen.setdefault("archs", archs) and {})
+    monkeypatch.setattr(quickstart_truth, "summarize", lambda *a: ["ok"])
+    quickstart_truth.main(["--pool", "table.csv", "--seeds", "7", "1007", "--out", str(tmp_path / "p.json")])
+    assert seen["archs"] == ["A", "B"]
+    seen.clear()                                       # without --pool: a quickstart seed's default cells
+    quickstart_truth.main(["--seeds", "7", "1007", "--out", str(tmp_path / "q.json")])
+    assert seen["archs"] == [a for _, a in pick_architectures(DEFAULT_ARCHS, 0)]
+    with pytest.raises(SystemExit):
+        quickstart_truth.main(["--pool", "table.csv", "--archs", "10", "--seeds", "7", "1007", "--out",
+                               str(tmp_path / "p.json")])
