@@ -190,20 +190,24 @@ def summary(out: Path, sample: int, points: Sequence[Point] = POINTS, name: str 
             rows[p.name]["path_updates"] = p.updates
             groups.setdefault(p.group, []).append(rows[p.name])
     agg = {}
-    print("\n| recipe / epochs | seeds | tau 327 mean ± std | tau sample mean ± std | train acc % | train min/run |")
-    print("|---|---|---|---|---|---|")
+    print("\n| recipe / epochs | seeds | tau 327 mean ± std | tau sample mean ± std | top-1 mean | train acc % | "
+          "train min/run |")
+    print("|---|---|---|---|---|---|---|")
     for key, rs in groups.items():
         t = [r["tau_327"] for r in rs]
         ts = [r["tau_sample"] for r in rs if r.get("tau_sample") is not None]
+        top1 = [r["top1_327"] for r in rs if r.get("top1_327") is not None]
         agg[key] = {"n": len(rs), "tau_327_mean": statistics.mean(t),
                     "tau_327_std": statistics.stdev(t) if len(t) > 1 else None,
                     "tau_sample_mean": statistics.mean(ts) if ts else None,
                     "tau_sample_std": statistics.stdev(ts) if len(ts) > 1 else None,
+                    "top1_327_mean": statistics.mean(top1) if top1 else None,
                     "train_acc_mean": statistics.mean(r["train_acc_last"] for r in rs),
                     "train_minutes_mean": statistics.mean(r["train_minutes"] for r in rs)}
         a = agg[key]
         print(f"| {key} | {len(rs)} | {_fmt(a['tau_327_mean'])} ± {_fmt(a['tau_327_std'])} | "
-              f"{_fmt(a['tau_sample_mean'])} ± {_fmt(a['tau_sample_std'])} | {a['train_acc_mean']:.1f} | "
+              f"{_fmt(a['tau_sample_mean'])} ± {_fmt(a['tau_sample_std'])} | {_fmt(a['top1_327_mean'], '.2f')} | "
+              f"{a['train_acc_mean']:.1f} | "
               f"{a['train_minutes_mean']:.0f} |")
     result = {"points": rows, "groups": agg, "sample": sample}
     (out / name).write_text(json.dumps(result, indent=1))

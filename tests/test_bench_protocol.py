@@ -81,7 +81,7 @@ def _fake_run(run, final, probe="classifier", tau=0.5):
         "protocol": {"bn_mode": "batch", "probe": probe}}))
     knn = "-knn" if probe == "knn" else ""
     for tag, t in ((f"kendall_subset_327{knn}", tau), (f"n1000{knn}", tau - 0.1)):
-        (run / f"rank-{tag}.json").write_text(json.dumps({"kendall_tau": t, "spearman_rho": t + 0.2,
+        (run / f"rank-{tag}.json").write_text(json.dumps({"kendall_tau": t, "spearman_rho": t + 0.2, "top1_truth": 90 + t,
                                                          "fairness": [{"mean_error": 0.1}, {"mean_error": -0.1}]}))
         (run / f"rank-{tag}.csv").write_text("arch,score\na,1.0\nb,1.0\nc,2.0\n")
 
@@ -102,7 +102,10 @@ def test_summary_reads_few_shot_and_probe_runs(tmp_path, capsys):
     pin = got["points"]["pinas-e30-s0"]
     assert pin["tau_327"] == 0.2 and pin["tau_sample"] == pytest.approx(0.1) and pin["ties_327"] == 2
     assert got["points"]["gmnas-paper-e60-s0"] is None
-    assert "| pinas-e30-s0 | 60 | 0.200 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| pinas-e30-s0 | 60 | 0.200 |" in out
+    assert "| pinas-e30 | 1 | 0.200 ± – | 0.100 ± – | 90.20 | 40.0 | 10 |" in out   # the by-recipe row, top-1 mean
+    assert got["groups"]["fsnas-equal-e12"]["top1_327_mean"] == pytest.approx(90.3)
 
 
 def test_leaf_calibration_splits_a_few_shot_ranking_into_within_and_between_leaves(tmp_path):
