@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from scipy.stats import kendalltau
 
 from nshot import spaces
 from nshot.run.rundir import RunDir
+from nshot.score.ranking import kendall_tau
 from nshot.train.partition import PartitionTree
 
 
@@ -36,10 +36,11 @@ def _last_train_acc(node: RunDir) -> Optional[float]:
 
 
 def _tau(x, y) -> Optional[float]:
+    """``nshot.score.ranking.kendall_tau``, with None where it is undefined (fewer than 2 cells, constant input)."""
     if len(x) < 2:
         return None
-    t = kendalltau(x, y)[0]
-    return None if np.isnan(t) else float(t)
+    t = kendall_tau(x, y)
+    return None if np.isnan(t) else t
 
 
 def leaf_calibration(run: Path, tag: str = "kendall_subset_327") -> dict:
