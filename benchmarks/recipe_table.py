@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
-from decimal import ROUND_HALF_UP, Decimal
 import sys
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "results.md"
@@ -77,21 +77,33 @@ def _round(x: Decimal, places: int) -> str:
     return str(x.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
 
 
+def _span(lines: list[str], header: str) -> tuple[int, int]:
+    """Start (the header line) and end (exclusive) line indices of the first markdown table whose header line
+    starts with ``header``."""
+    start = next((i for i, line in enumerate(lines) if line.startswith(header)), None)
+    if start is None:
+        raise ValueError(f"no table with header {header!r} in the document")
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return start, end
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def _rows(lines: list[str], header: str) -> list[dict[str, str]]:
     """The rows of the first markdown table whose header line starts with ``header``, as column → cell."""
-    for i, line in enumerate(lines):
-        if line.startswith(header):
-            cols = [c.strip() for c in line.strip().strip("|").split("|")]
-            out = []
-            for row in lines[i + 2:]:
-                if not row.startswith("|"):
-                    break
-                cells = [c.strip() for c in row.strip().strip("|").split("|")]
-                if len(cells) != len(cols):
-                    raise ValueError(f"row has {len(cells)} cells, header {len(cols)}: {row!r}")
-                out.append(dict(zip(cols, cells)))
-            return out
-    raise ValueError(f"no table with header {header!r} in the document")
+    start, end = _span(lines, header)
+    cols = _cells(lines[start])
+    out = []
+    for row in lines[start + 2:end]:
+        cells = _cells(row)
+        if len(cells) != len(cols):
+            raise ValueError(f"row has {len(cells)} cells, header {len(cols)}: {row!r}")
+        out.append(dict(zip(cols, cells)))
+    return out
 
 
 def _mean(xs: list[Decimal]) -> Decimal:
@@ -130,15 +142,6 @@ def table(text: str) -> list[str]:
     return out
 
 
-def _span(lines: list[str]) -> tuple[int, int]:
-    """Start and end (exclusive) line indices of the by-recipe table in the document."""
-    start = next(i for i, line in enumerate(lines) if line.startswith(TABLE_HEADER))
-    end = start
-    while end < len(lines) and lines[end].startswith("|"):
-        end += 1
-    return start, end
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--doc", type=Path, default=DOC, help="the results document (default: docs/results.md)")
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     text = args.doc.read_text()
     new = table(text)
     lines = text.splitlines()
-    start, end = _span(lines)
+    start, end = _span(lines, TABLE_HEADER)
     if args.check:
         old = lines[start:end]
         if old != new:
