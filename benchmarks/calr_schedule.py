@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -40,8 +41,12 @@ def _share(gammas: np.ndarray, ts: np.ndarray) -> float:
 def calr_schedule(C: int, N: int, split: float, epochs: float, gamma_max: float = 4.0, points: int = 1000,
                   by_edge: Optional[int] = None) -> dict:
     """Mean gamma and CaLR's lr share of cosine (whole run, before and after ``split``) for shape C, N on NB201."""
+    if not (math.isfinite(epochs) and math.isfinite(gamma_max)):
+        raise ValueError(f"--epochs {epochs} and --gamma-max {gamma_max} must be finite")
     if not 0 < split < epochs:
         raise ValueError(f"--split {split} must lie strictly inside the run's {epochs} epochs")
+    if points < 1:
+        raise ValueError(f"--points {points} must be at least 1")
     space = spaces.get("nb201")
     policy = CaLR(1.0, 0.0, get_complexity(space, "params", C=C, N=N), gamma_max)
     archs = list(space.enumerate())

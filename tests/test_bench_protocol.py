@@ -151,25 +151,35 @@ def test_leaf_calibration_splits_a_few_shot_ranking_into_within_and_between_leav
 
 
 def test_calr_schedule_shares_match_the_policy_and_reduce_to_one_for_a_linear_schedule():
-    """benchmarks.calr_schedule: its vectorised shares equal CaLR's own per-call lr averaged over all cells; with
-    gamma_max = 1 (every path linear) the whole-run share of cosine is exactly 1; the per-op shares of a split edge
-    (equal cell counts) average to the overall post-split share; a split outside the run is refused."""
+    """benchmarks.calr_schedule: every share (whole run, before and after the split, one op of the split edge)
+    and the mean gamma equal CaLR's own per-call values averaged over the cells concerned; with gamma_max = 1
+    (every path linear) the whole-run share of cosine is exactly 1; the per-op shares of a split edge (equal cell
+    counts) average to the overall post-split share; bad input is refused."""
     import math
     from benchmarks.calr_schedule import calr_schedule
     from nshot import spaces
     from nshot.train.complexity import get_complexity
     from nshot.train.lr import CaLR
-    r = calr_schedule(8, 1, split=40, epochs=60, points=3, by_edge=0)
+    r = calr_schedule(8, 1, split=40, epochs=60, points=3, by_edge=3)
     space = spaces.get("nb201")
     policy = CaLR(0.025, 0.0, get_complexity(space, "params", C=8, N=1), 4.0)
-    T = 3_000_000
-    ts = [2 / 3 + (1 / 3) * (i + 0.5) / 3 for i in range(3)]
     archs = list(space.enumerate())
-    calr = sum(policy(round(t * T), T, a) for t in ts for a in archs) / (len(ts) * len(archs))
-    cosine = sum(0.025 * 0.5 * (1 + math.cos(math.pi * t)) for t in ts) / len(ts)
-    assert r["share_after_split"] == pytest.approx(calr / cosine, rel=1e-5)
+    T = 3_000_000
+
+    def share(lo, hi, cells):
+        ts = [lo + (hi - lo) * (i + 0.5) / 3 for i in range(3)]
+        calr = sum(policy(round(t * T), T, a) for t in ts for a in cells) / (len(ts) * len(cells))
+        return calr / (sum(0.025 * 0.5 * (1 + math.cos(math.pi * t)) for t in ts) / len(ts))
+
+    assert r["mean_gamma"] == pytest.approx(sum(policy.gamma(a) for a in archs) / len(archs), rel=1e-12)
+    assert r["share_run"] == pytest.approx(share(0, 1, archs), rel=1e-5)
+    assert r["share_before_split"] == pytest.approx(share(0, 2 / 3, archs), rel=1e-5)
+    assert r["share_after_split"] == pytest.approx(share(2 / 3, 1, archs), rel=1e-5)
+    pooled = [a for a in archs if space.decode(a)[3] == space.ops.index("avg_pool_3x3")]   # edge 3 fixed to pool
+    assert r["share_after_split_by_op"]["avg_pool_3x3"] == pytest.approx(share(2 / 3, 1, pooled), rel=1e-5)
     assert sum(r["share_after_split_by_op"].values()) / 5 == pytest.approx(r["share_after_split"], rel=1e-12)
-    assert r["share_after_split_by_op"]["nor_conv_3x3"] > r["share_after_split_by_op"]["none"]   # large paths keep lr
     assert calr_schedule(8, 1, split=40, epochs=60, gamma_max=1.0, points=10)["share_run"] == pytest.approx(1, abs=1e-12)
-    with pytest.raises(ValueError, match="strictly inside"):
-        calr_schedule(8, 1, split=60, epochs=60)
+    for bad, match in [(dict(split=60), "strictly inside"), (dict(points=0), "at least 1"),
+                       (dict(gamma_max=float("nan")), "finite"), (dict(by_edge=6), "not an NB201 edge")]:
+        with pytest.raises(ValueError, match=match):
+            calr_schedule(8, 1, **{"split": 40, "epochs": 60, **bad})
