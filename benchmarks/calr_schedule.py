@@ -23,7 +23,7 @@ import numpy as np
 
 from nshot import spaces
 from nshot.train.complexity import get_complexity
-from nshot.train.lr import CaLR
+from nshot.train.lr import CaLR, CosineLR
 
 
 def _midpoints(lo: float, hi: float, points: int) -> np.ndarray:
@@ -31,11 +31,14 @@ def _midpoints(lo: float, hi: float, points: int) -> np.ndarray:
     return lo + (hi - lo) * (np.arange(points) + 0.5) / points
 
 
-def _share(gammas: np.ndarray, ts: np.ndarray) -> float:
-    """Mean over ``ts`` of the cells' mean CaLR factor (1 - t)^gamma, over the mean cosine factor."""
-    calr = np.mean([np.mean((1.0 - t) ** gammas) for t in ts])
-    cosine = np.mean(0.5 * (1.0 + np.cos(np.pi * ts)))
-    return float(calr / cosine)
+def _relative_factors(gammas: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Per cell: the mean over ``ts`` of CaLR's factor (1 - t)^gamma, over the mean of the cosine's
+    (``CosineLR`` from 1 to 0); a phase's share for any set of cells is the mean of their entries."""
+    calr = np.zeros_like(gammas)
+    for t in ts:
+        calr += (1.0 - t) ** gammas
+    cosine = sum(CosineLR(1.0)(float(t), 1) for t in ts)
+    return calr / cosine
 
 
 def calr_schedule(C: int, N: int, split: float, epochs: float, gamma_max: float = 4.0, points: int = 1000,
@@ -48,21 +51,21 @@ def calr_schedule(C: int, N: int, split: float, epochs: float, gamma_max: float 
     if points < 1:
         raise ValueError(f"--points {points} must be at least 1")
     space = spaces.get("nb201")
+    if by_edge is not None and not 0 <= by_edge < space.num_decisions:
+        raise ValueError(f"--by-edge {by_edge} is not an NB201 edge (0..{space.num_decisions - 1})")
     policy = CaLR(1.0, 0.0, get_complexity(space, "params", C=C, N=N), gamma_max)
     archs = list(space.enumerate())
     gammas = np.array([policy.gamma(a) for a in archs])
     s = split / epochs
+    after = _relative_factors(gammas, _midpoints(s, 1.0, points))
     out = {"C": C, "N": N, "gamma_max": gamma_max, "split": split, "epochs": epochs, "cells": len(archs),
            "mean_gamma": float(gammas.mean()),
-           "share_run": _share(gammas, _midpoints(0.0, 1.0, points)),
-           "share_before_split": _share(gammas, _midpoints(0.0, s, points)),
-           "share_after_split": _share(gammas, _midpoints(s, 1.0, points))}
+           "share_run": float(_relative_factors(gammas, _midpoints(0.0, 1.0, points)).mean()),
+           "share_before_split": float(_relative_factors(gammas, _midpoints(0.0, s, points)).mean()),
+           "share_after_split": float(after.mean())}
     if by_edge is not None:
-        if not 0 <= by_edge < space.num_decisions:
-            raise ValueError(f"--by-edge {by_edge} is not an NB201 edge (0..{space.num_decisions - 1})")
         op = np.array([space.decode(a)[by_edge] for a in archs])
-        ts = _midpoints(s, 1.0, points)
-        out["share_after_split_by_op"] = {space.ops[o]: _share(gammas[op == o], ts) for o in sorted(set(op.tolist()))}
+        out["share_after_split_by_op"] = {space.ops[o]: float(after[op == o].mean()) for o in sorted(set(op.tolist()))}
     return out
 
 
